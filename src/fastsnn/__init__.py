@@ -1,0 +1,9 @@
+"""fastsnn: fast spiking neural networks by converting quantized ANNs (Fast-SNN, Hu et al., TPAMI 2023)."""
+
+from .convert import SpikingNetwork, convert
+from .errors import FastSNNError
+from .neuron import IFNeuron
+from .quant import QuantReLU, quantize
+
+__all__ = ["FastSNNError", "IFNeuron", "QuantReLU", "SpikingNetwork", "convert", "quantize"]
+__version__ = "0.1.0"

@@ -1,0 +1,58 @@
+"""``convert(qann)``: a new SpikingNetwork whose quantized activations are IF neurons."""
+
+import copy
+from collections.abc import Callable
+
+from torch import nn
+
+from ..errors import ConversionError
+from ..graph_checks import find_unsupported
+from ..module_swap import swap_modules
+from ..neuron import IFNeuron
+from ..quant import QuantReLU
+from .spiking_network import SpikingNetwork
+
+# Which module type becomes which spiking module; the destination class owns the translation.
+CONVERTERS: dict[type[nn.Module], Callable[..., nn.Module]] = {
+    QuantReLU: IFNeuron.from_quant,
+}
+
+
+def convert(qann: nn.Module, signed: bool = True, T: int | None = None) -> SpikingNetwork:
+    """Return a new :class:`SpikingNetwork` equivalent to ``qann`` (which is left untouched).
+
+    Every :class:`QuantReLU` becomes an :class:`IFNeuron` with θ = α, v0 = θ/2 and soft reset.
+
+    Args:
+        qann: a quantized ANN, e.g. from :func:`fastsnn.quantize`.
+        signed: use signed IF neurons (take back spikes to cancel the sequential error).
+        T: time steps; default 2^b − 1, where the first spiking layer is exactly the QANN's.
+
+    Raises:
+        ConversionError: no quantized activation, mixed bit widths without an explicit T, or a module /
+            functional call (plain ReLU, other nonlinearity, max-pool) the SNN cannot represent, by path.
+    """
+    culprits = find_unsupported(qann, extra_types=(nn.ReLU, nn.ReLU6))
+    if culprits:
+        raise ConversionError(
+            "cannot convert: " + "; ".join(culprits) + " cannot run on spikes. Quantize ReLUs with "
+            "fastsnn.quantize(model, bits) and replace other nonlinearities / max-pooling before converting."
+        )
+    bit_widths = {m.bits for m in qann.modules() if isinstance(m, QuantReLU)}
+    if not bit_widths:
+        raise ConversionError("cannot convert: the model has no QuantReLU; call fastsnn.quantize(model, bits) first")
+    if T is None:
+        if len(bit_widths) > 1:
+            raise ConversionError(f"cannot choose T: the QuantReLUs mix bit widths {sorted(bit_widths)}; pass T explicitly")
+        T = 2 ** bit_widths.pop() - 1
+    if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+        raise ConversionError(f"T must be a positive integer, got {T!r}")
+
+    body = copy.deepcopy(qann)
+    swap_modules(body, lambda _path, module: _spiking(module, T, signed))
+    return SpikingNetwork(body, T).eval()
+
+
+def _spiking(module: nn.Module, T: int, signed: bool) -> nn.Module | None:
+    make = CONVERTERS.get(type(module))
+    return None if make is None else make(module, T=T, signed=signed)

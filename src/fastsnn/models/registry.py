@@ -1,0 +1,88 @@
+"""Registry of model builders: ``register_model``, ``create_model``, ``list_models``.
+
+A builder is a keyword-only function ``name(*, num_classes, in_channels, ...)``
+that returns a fresh ``nn.Module``; it is registered under its ``__name__``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Callable, TypeVar
+
+from torch import nn
+
+from fastsnn.errors import FastSNNError
+
+__all__ = ["UnknownModelError", "register_model", "create_model", "list_models"]
+
+Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+class UnknownModelError(FastSNNError):
+    """An unknown model name, or an unknown or invalid option for a model builder."""
+
+
+def register_model(fn: Builder) -> Builder:
+    """Register ``fn`` as a model builder under ``fn.__name__``; return ``fn`` unchanged.
+
+    Raises ``ValueError`` if the name is already registered and ``TypeError`` if
+    ``fn`` cannot take ``num_classes`` and ``in_channels`` as keywords.
+    """
+    if not callable(fn):
+        raise TypeError(f"register_model expects a function, got {type(fn).__name__}")
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"a model named {name!r} is already registered")
+    accepted = _accepted_options(fn)
+    if accepted is not None:
+        missing = [opt for opt in ("num_classes", "in_channels") if opt not in accepted]
+        if missing:
+            raise TypeError(f"model builder {name!r} must accept keyword(s) {', '.join(missing)}")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Return the names of all registered models, sorted."""
+    return sorted(_MODELS)
+
+
+def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs) -> nn.Module:
+    """Build the registered model ``name``; the result maps ``[B, in_channels, H, W]`` to ``[B, num_classes]``.
+
+    Extra keyword arguments are the builder's options (e.g. ``width``, ``stem``).
+    Raises :class:`UnknownModelError` for an unknown name or an option the
+    builder does not accept, naming the culprit and the accepted values.
+    """
+    builder = _MODELS.get(name) if isinstance(name, str) else None
+    if builder is None:
+        known = list_models()
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UnknownModelError(
+            f"unknown model {name!r}{hint}; known models: {', '.join(known) or '(none)'}"
+        )
+    accepted = _accepted_options(builder)
+    if accepted is not None:
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise UnknownModelError(
+                f"model {name!r} got unknown option(s) {', '.join(map(repr, unknown))}; "
+                f"{name} accepts: {', '.join(sorted(accepted))}"
+            )
+    return builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+def _accepted_options(fn: Callable) -> set[str] | None:
+    """Keyword names ``fn`` accepts, or ``None`` if it takes ``**kwargs``."""
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    }

@@ -1,0 +1,75 @@
+"""Activation quantizer: the b-bit, learnably clipped ReLU of the QANN.
+
+    q(x) = (α / L) · clip(floor(L·x/α + 1/2), 0, L),   L = 2^b − 1
+
+Rounding is half *up* (``floor(y + 0.5)``), not ``torch.round`` (half to even),
+because the IF neuron that replaces this layer rounds half up: the two must
+agree bit for bit.
+"""
+
+import torch
+from torch import nn
+
+
+def levels(bits: int) -> int:
+    """Number of non-zero quantization levels L = 2^b − 1 for ``bits`` bits."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 8:
+        raise ValueError(f"bits must be an integer in 1..8, got {bits!r}")
+    return 2**bits - 1
+
+
+class _QuantizeActivation(torch.autograd.Function):
+    """q(x) with straight-through gradients (PACT/LSQ style).
+
+    ∂q/∂x = 1 on 0 < x < α, else 0;  ∂q/∂α = 1 for x ≥ α, q/α − x/α inside, 0 for x ≤ 0.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, num_levels: int) -> torch.Tensor:
+        step = alpha / num_levels
+        q = torch.clamp(torch.floor(x * num_levels / alpha + 0.5), 0, num_levels) * step
+        ctx.save_for_backward(x, alpha, q)
+        return q
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, alpha, q = ctx.saved_tensors
+        inside = (x > 0) & (x < alpha)
+        grad_x = grad_out * inside
+        grad_alpha_elem = torch.where(x >= alpha, torch.ones_like(x), torch.where(inside, (q - x) / alpha, torch.zeros_like(x)))
+        grad_alpha = (grad_out * grad_alpha_elem).sum().reshape(alpha.shape)
+        return grad_x, grad_alpha, None
+
+
+def quantize_activation(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
+    """Quantized ReLU of ``x`` (any shape) with clip ``alpha`` (scalar tensor) and ``bits`` bits."""
+    return _QuantizeActivation.apply(x, alpha, levels(bits))
+
+
+class QuantReLU(nn.Module):
+    """ReLU replaced by a b-bit uniform quantizer with one learnable clip α.
+
+    Args:
+        bits: activation bits b (1..8); the matching SNN needs T = 2^b − 1 steps.
+        alpha: initial clip value α > 0.
+    Shape: any; output has the input's shape.
+    """
+
+    def __init__(self, bits: int, alpha: float = 1.0):
+        super().__init__()
+        levels(bits)  # validates
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha!r}")
+        self.bits = bits
+        self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+
+    @property
+    def levels(self) -> int:
+        """L = 2^b − 1."""
+        return levels(self.bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return quantize_activation(x, self.alpha, self.bits)
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, alpha={self.alpha.item():.4g}"

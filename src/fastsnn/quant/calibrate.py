@@ -1,0 +1,45 @@
+"""Initial clip values α from activation statistics of a float network."""
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+_MAX_SAMPLES_PER_LAYER = 1_000_000  # torch.quantile's input limit is 16M; a random subsample keeps memory flat
+
+
+@torch.no_grad()
+def relu_percentiles(model: nn.Module, batches: Iterable[torch.Tensor], percentile: float = 99.9) -> dict[str, float]:
+    """The ``percentile`` of every ``nn.ReLU`` module's output over ``batches`` (``[B, C, H, W]`` inputs).
+
+    Returns ``{module path: value}``; values are floored at 1e-3 so a dead layer still gets a valid clip.
+    """
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
+    samples: dict[str, list[torch.Tensor]] = {}
+    generator = torch.Generator().manual_seed(0)
+
+    def recorder(name):
+        def hook(_module, _inputs, output):
+            flat = output.detach().flatten().float().cpu()
+            keep = torch.randperm(flat.numel(), generator=generator)[:_MAX_SAMPLES_PER_LAYER]
+            samples.setdefault(name, []).append(flat[keep])
+
+        return hook
+
+    handles = [m.register_forward_hook(recorder(n)) for n, m in model.named_modules() if type(m) is nn.ReLU]
+    was_training = model.training
+    model.eval()
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    result = {}
+    for name, chunks in samples.items():
+        values = torch.cat(chunks)
+        values = values[torch.randperm(values.numel(), generator=generator)[:_MAX_SAMPLES_PER_LAYER]]
+        result[name] = max(torch.quantile(values, percentile / 100).item(), 1e-3)
+    return result
