@@ -14,7 +14,10 @@ def swap_modules(model: nn.Module, replacement: Callable[[str, nn.Module], nn.Mo
     """
     new_for: dict[int, nn.Module | None] = {}
     for parent_path, parent in list(model.named_modules()):
-        for child_name, child in list(parent.named_children()):
+        # parent._modules, not named_children(): the latter skips a module's second slot
+        for child_name, child in list(parent._modules.items()):
+            if child is None:
+                continue
             if id(child) not in new_for:
                 new_for[id(child)] = replacement(f"{parent_path}.{child_name}" if parent_path else child_name, child)
             if new_for[id(child)] is not None:

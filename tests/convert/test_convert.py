@@ -1,0 +1,161 @@
+import contextlib
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import dyadic
+from fastsnn import IFNeuron, QuantReLU, SpikingNetwork, convert, quantize
+from fastsnn.errors import ConversionError
+from fastsnn.models import create_model
+from fastsnn.quant import levels, relu_percentiles
+
+
+@contextlib.contextmanager
+def recorded(model, kind):
+    """Record the output of every ``kind`` module by path, in execution order."""
+    outputs = {}
+    handles = [
+        module.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out.detach()))
+        for name, module in model.named_modules()
+        if isinstance(module, kind)
+    ]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def per_layer_error(qann, snn, x):
+    """Mean |SNN rate − QANN activation| / θ at each spiking layer, in execution order."""
+    with recorded(qann, QuantReLU) as target, recorded(snn.body, IFNeuron) as spikes, torch.no_grad():
+        qann(x)
+        snn(x)
+    thresholds = dict(snn.neurons())
+    errors = []
+    for name, activation in target.items():
+        rate = spikes[name].view(snn.T, *activation.shape).mean(0)
+        errors.append(((rate - activation).abs().mean() / thresholds[name].threshold).item())
+    return errors
+
+
+def random_dyadic_network(generator, bits, depth):
+    """Conv/linear stack with dyadic weights and thresholds so every sum is exact in float32."""
+    layers, channels = [], 1
+    T = levels(bits)
+    for _ in range(depth):
+        out_channels = int(torch.randint(2, 6, (), generator=generator))
+        conv = nn.Conv2d(channels, out_channels, 3, padding=1)
+        with torch.no_grad():
+            conv.weight.copy_(dyadic(conv.weight.shape, generator, low=-4, high=5, denominator=8))
+            conv.bias.copy_(dyadic(conv.bias.shape, generator, low=-2, high=3, denominator=8))
+        theta = T * 2.0 ** int(torch.randint(-5, -2, (), generator=generator))
+        layers += [conv, QuantReLU(bits, alpha=theta)]
+        channels = out_channels
+    layers += [nn.Flatten(), nn.Linear(channels * 36, 3)]
+    return nn.Sequential(*layers).eval()
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_first_spiking_layer_is_exact_on_random_networks(bits, seed):
+    generator = torch.Generator().manual_seed(seed)
+    qann = random_dyadic_network(generator, bits, depth=int(torch.randint(1, 4, (), generator=generator)))
+    snn = convert(qann, signed=bool(seed % 2))
+    x = dyadic((16, 1, 6, 6), generator, low=0, high=17, denominator=16)
+    first = "1"
+    with recorded(qann, QuantReLU) as target, recorded(snn.body, IFNeuron) as spikes, torch.no_grad():
+        qann(x)
+        snn(x)
+    theta = qann[1].alpha.detach()
+    spike_count = spikes[first].view(snn.T, *target[first].shape).sum(0) / theta
+    level = target[first] * levels(bits) / theta
+    position = (qann[0](x) * levels(bits) / theta).detach()
+    assert (torch.frac(position) == 0.5).any(), "the draw must reach rounding ties"
+    assert torch.equal(spike_count, level)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_single_spiking_layer_output_equals_qann(signed):
+    qann = quantize(nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5)), 3, alpha=0.9).eval()
+    x = torch.randn(64, 20)
+    with torch.no_grad():
+        assert torch.allclose(convert(qann, signed=signed)(x), qann(x), atol=1e-5)
+
+
+def calibrated(name, bits, generator):
+    """A registry model with random BN statistics and α from its own activation percentiles."""
+    model = create_model(name, num_classes=10, in_channels=1, width=0.25)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2, generator=generator)
+            module.running_var.uniform_(0.5, 2.0, generator=generator)
+    x = torch.rand(32, 1, 28, 28, generator=generator)
+    return quantize(model.eval(), bits, alpha=relu_percentiles(model, [x], 99.0)).eval(), x
+
+
+@pytest.mark.parametrize("name", ["vgg11", "resnet20"])
+@pytest.mark.parametrize("bits", [2, 3])
+def test_error_is_zero_at_the_first_layer_and_grows_with_depth(name, bits):
+    qann, x = calibrated(name, bits, torch.Generator().manual_seed(bits))
+    unsigned = per_layer_error(qann, convert(qann, signed=False), x)
+    signed = per_layer_error(qann, convert(qann, signed=True), x)
+    # truncating the network after its first spiking layer leaves a network the SNN reproduces exactly
+    # (up to float rounding at ties: a mismatch there moves one level, error ≤ 1/T per element)
+    assert unsigned[0] < 1e-4 and signed[0] < 1e-4
+    # accumulating error: deeper truncations are further from the QANN
+    half = len(unsigned) // 2
+    assert sum(unsigned[half:]) / (len(unsigned) - half) > sum(unsigned[1:half]) / (half - 1) > 0
+    # the signed neuron corrects the sequential error on average over the layers
+    assert sum(signed) < sum(unsigned)
+    # the whole network runs on a batch with residual additions and gives the QANN's output shape
+    with torch.no_grad():
+        assert convert(qann)(x).shape == qann(x).shape == (32, 10)
+
+
+def test_T_defaults_to_levels_and_can_be_chosen():
+    qann = quantize(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), 3)
+    snn = convert(qann)
+    assert isinstance(snn, SpikingNetwork) and snn.T == 7 and all(n.T == 7 for _, n in snn.neurons())
+    assert convert(qann, T=15).T == 15
+    assert isinstance(qann[1], QuantReLU), "convert must not modify its input"
+
+
+def test_batchnorm_stays_in_eval_mode_when_training():
+    qann = quantize(nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2), nn.ReLU()), 2)
+    snn = convert(qann).train()
+    assert snn.training and not snn.body[1].training
+
+
+def test_structured_outputs_are_averaged_over_time():
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Sequential(nn.Linear(3, 8), QuantReLU(2, alpha=1.0))
+            self.a, self.b = nn.Linear(8, 2), nn.Linear(8, 4)
+
+        def forward(self, x):
+            h = self.trunk(x)
+            return {"boxes": self.a(h), "scores": (self.b(h), self.b(h) * 2)}
+
+    model = TwoHeads().eval()
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        out, expected = convert(model)(x), model(x)
+    assert out["boxes"].shape == (5, 2) and isinstance(out["scores"], tuple)
+    assert torch.allclose(out["scores"][1], expected["scores"][1], atol=1e-5)
+
+
+def test_refuses_what_it_cannot_convert():
+    with pytest.raises(ConversionError, match=r"1 \(ReLU\)"):
+        convert(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2), QuantReLU(2)))
+    with pytest.raises(ConversionError, match=r"2 \(MaxPool2d\)"):
+        convert(nn.Sequential(nn.Conv2d(1, 1, 1), QuantReLU(2), nn.MaxPool2d(2)))
+    with pytest.raises(ConversionError, match="no QuantReLU"):
+        convert(nn.Sequential(nn.Linear(2, 2)))
+    with pytest.raises(ConversionError, match="mix bit widths"):
+        convert(nn.Sequential(QuantReLU(2), QuantReLU(3)))
+    assert convert(nn.Sequential(QuantReLU(2), QuantReLU(3)), T=7).T == 7
+    with pytest.raises(ConversionError, match="T must be"):
+        convert(nn.Sequential(QuantReLU(2)), T=0)
