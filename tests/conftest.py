@@ -1,12 +1,7 @@
-"""Shared test helpers: exact (dyadic) arithmetic for bit-for-bit equivalence tests."""
+"""Test-wide settings: every test starts from the same random state."""
 
 import pytest
 import torch
-
-
-def dyadic(shape, generator: torch.Generator, *, low: int = -8, high: int = 9, denominator: int = 8) -> torch.Tensor:
-    """Random float32 values k / denominator: sums of products of these are exact in float32."""
-    return torch.randint(low, high, shape, generator=generator).float() / denominator
 
 
 @pytest.fixture(autouse=True)

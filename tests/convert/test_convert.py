@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import dyadic
+from helpers import dyadic
 from fastsnn import IFNeuron, QuantReLU, SpikingNetwork, convert, quantize
 from fastsnn.errors import ConversionError
 from fastsnn.models import create_model

