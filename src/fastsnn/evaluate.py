@@ -29,7 +29,7 @@ def predictions(model: nn.Module, loader: DataLoader, device: torch.device = tor
 def accuracy(model: nn.Module, loader: DataLoader, device: torch.device = torch.device("cpu")) -> float:
     """Top-1 accuracy of ``model`` over ``loader``, in [0, 1]."""
     predicted, labels = predictions(model, loader, device)
-    return (predicted == labels).float().mean().item()
+    return (predicted == labels).sum().item() / labels.numel()
 
 
 @torch.no_grad()

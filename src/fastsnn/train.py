@@ -164,7 +164,7 @@ def fit(
                 tqdm.write(f"{checkpoint_path.stem} epoch {epoch + 1}/{epochs}: loss {running:.4f}, test accuracy {100 * test_accuracy:.2f}%")
             save_checkpoint(
                 checkpoint_path, model, spec, optimizer=optimizer, save_rng=True,
-                training={"dataset": config.dataset, "epoch": epoch + 1, "epochs": epochs, "history": history, "scheduler": _json_safe(scheduler.state_dict())},
+                training={"dataset": config.dataset, "epoch": epoch + 1, "epochs": epochs, "history": history, "scheduler": scheduler.state_dict()},
             )
         distributed.barrier()
     return model.cpu()
@@ -207,7 +207,3 @@ def _take(iterable, count):
         if index == count:
             return
         yield item
-
-
-def _json_safe(state: dict) -> dict:
-    return {key: value for key, value in state.items() if key != "lr_lambdas"}
