@@ -75,3 +75,9 @@ def test_checkpoint_of_another_model_in_the_output_folder_is_refused(tmp_path):
 def test_diverging_loss_stops_with_a_clear_error(tmp_path):
     with pytest.raises(FastSNNError, match="loss became"):
         train_progressive(tiny_config(tmp_path, bits=None, float_epochs=1, lr=1e12))
+
+
+def test_last_stage_can_train_longer():
+    config = TrainConfig(bits=2, float_epochs=3, epochs=1, final_epochs=5)
+    assert [train_module._stage_epochs(config, i) for i in range(4)] == [3, 1, 1, 5]
+    assert train_module._stage_epochs(TrainConfig(bits=2, epochs=2), 3) == 2

@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-DEMO_DEFAULTS = {"model": "vgg11", "dataset": "mnist", "bits": 2, "out": "runs/demo"}
+DEMO_DEFAULTS = {"model": "vgg11", "dataset": "mnist", "bits": 2, "float_epochs": 3, "epochs": 1, "final_epochs": 3, "out": "runs/demo"}
 
 
 def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
@@ -77,8 +77,9 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None
     parser.add_argument("--width", type=float, default=base.width, help="channel width multiplier")
     parser.add_argument("--stem", default=base.stem, choices=["cifar", "imagenet"])
     parser.add_argument("--weight-bits", type=int, help="also quantize weights per channel to this many bits")
-    parser.add_argument("--float-epochs", type=int, default=base.float_epochs)
-    parser.add_argument("--epochs", type=int, default=base.epochs, help="epochs per quantized stage")
+    parser.add_argument("--float-epochs", type=int, default=defaults.get("float_epochs", base.float_epochs))
+    parser.add_argument("--epochs", type=int, default=defaults.get("epochs", base.epochs), help="epochs per intermediate quantized stage")
+    parser.add_argument("--final-epochs", type=int, default=defaults.get("final_epochs", base.final_epochs), help="epochs of the last stage (default --epochs)")
     parser.add_argument("--no-progressive", action="store_true", help="go from float straight to --bits")
     parser.add_argument("--batch-size", type=int, default=base.batch_size)
     parser.add_argument("--lr", type=float, default=base.lr, help="float-stage learning rate")
@@ -95,7 +96,7 @@ def _train_config(args):
 
     return TrainConfig(
         model=args.model, dataset=args.dataset, bits=None if args.float_only else args.bits, width=args.width,
-        stem=args.stem, weight_bits=args.weight_bits, float_epochs=args.float_epochs, epochs=args.epochs,
+        stem=args.stem, weight_bits=args.weight_bits, float_epochs=args.float_epochs, epochs=args.epochs, final_epochs=args.final_epochs,
         progressive=not args.no_progressive, batch_size=args.batch_size, lr=args.lr, quant_lr=args.quant_lr,
         seed=args.seed, data_root=args.data_root, out_dir=args.out, train_limit=args.train_limit,
         test_limit=args.test_limit, progress=not args.quiet,
@@ -146,7 +147,10 @@ def _demo(args) -> int:
     from .evaluate import evaluate_checkpoint, format_results
     from .train import train_progressive
 
+    from .data import fetch_dataset
+
     config = _train_config(args)
+    print(fetch_dataset(config.dataset, root=config.data_root))
     paths = train_progressive(config)
     final = paths[f"q{config.bits}"] if config.bits is not None else paths["float"]
     results = evaluate_checkpoint(

@@ -36,7 +36,8 @@ class TrainConfig:
     stem: str = "cifar"
     weight_bits: int | None = None
     float_epochs: int = 2
-    epochs: int = 2  # per quantized stage
+    epochs: int = 2  # per intermediate quantized stage
+    final_epochs: int | None = None  # for the last stage (the target bits); None = epochs
     progressive: bool = True  # float → 4 → 3 → 2, each stage initialised from the previous one
     batch_size: int = 128
     lr: float = 0.05
@@ -97,7 +98,7 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
             start = quantize(model, bits)
         model = fit(
             start, stage_spec, train_set, test_set,
-            epochs=config.float_epochs if bits is None else config.epochs,
+            epochs=_stage_epochs(config, index),
             lr=config.lr if bits is None else config.quant_lr,
             checkpoint_path=path, config=config, device=device,
         )
@@ -168,6 +169,13 @@ def fit(
             )
         distributed.barrier()
     return model.cpu()
+
+
+def _stage_epochs(config: TrainConfig, index: int) -> int:
+    if config.stages()[index] is None:
+        return config.float_epochs
+    is_last = index == len(config.stages()) - 1
+    return config.final_epochs if is_last and config.final_epochs is not None else config.epochs
 
 
 def _datasets(config: TrainConfig) -> tuple[Dataset, Dataset]:
