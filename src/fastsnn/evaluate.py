@@ -98,11 +98,12 @@ def evaluate_checkpoint(
     batch_size: int = 500,
     limit: int | None = None,
     progress: bool = True,
+    device: torch.device | None = None,
 ) -> dict:
     """:func:`evaluate_conversion` for a QANN checkpoint on its data set's test split.
 
-    ``time_steps`` defaults to ``[2^bits − 1]``; ``dataset`` to the one recorded at training.
-    The result also records the checkpoint paths and the data set.
+    ``time_steps`` defaults to ``[2^bits − 1]``; ``dataset`` to the one recorded at training;
+    ``device`` to CUDA when available. The result also records the checkpoint paths and the data set.
     """
     checkpoint = load_checkpoint(path)
     if checkpoint.spec.bits is None or checkpoint.spec.snn is not None:
@@ -119,6 +120,7 @@ def evaluate_checkpoint(
         DataLoader(test_set, batch_size=batch_size),
         time_steps or [2**checkpoint.spec.bits - 1],
         float_model=float_model,
+        device=device or torch.device("cuda" if torch.cuda.is_available() else "cpu"),
         progress=progress,
     )
     return {"checkpoint": str(path), "float_checkpoint": str(float_checkpoint) if float_checkpoint else None, "dataset": dataset, **results}

@@ -41,7 +41,7 @@ class IFNeuron(nn.Module):
             raise ValueError(f"IFNeuron expects a leading dimension T*B with T={self.T}, got shape {tuple(current.shape)}")
         by_time = current.reshape(self.T, -1, *current.shape[1:])
         spikes = if_scan(by_time, self.threshold, signed=self.signed)
-        return (spikes * self.threshold).reshape(current.shape)
+        return spikes.mul_(self.threshold).reshape(current.shape)
 
     def extra_repr(self) -> str:
         return f"threshold={self.threshold.item():.4g}, T={self.T}, signed={self.signed}"

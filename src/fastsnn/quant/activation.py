@@ -26,19 +26,19 @@ class _QuantizeActivation(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, num_levels: int) -> torch.Tensor:
-        step = alpha / num_levels
-        q = torch.clamp(torch.floor(x * num_levels / alpha + 0.5), 0, num_levels) * step
+        # floor(L·x/α + 1/2), clipped to [0, L], times α/L; in place after the first product
+        q = (x * num_levels).div_(alpha).add_(0.5).floor_().clamp_(0, num_levels).mul_(alpha / num_levels)
         ctx.save_for_backward(x, alpha, q)
         return q
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, alpha, q = ctx.saved_tensors
-        inside = (x > 0) & (x < alpha)
-        grad_x = grad_out * inside
-        grad_alpha_elem = torch.where(x >= alpha, torch.ones_like(x), torch.where(inside, (q - x) / alpha, torch.zeros_like(x)))
-        grad_alpha = (grad_out * grad_alpha_elem).sum().reshape(alpha.shape)
-        return grad_x, grad_alpha, None
+        above = x >= alpha
+        grad_x = grad_out * ((x > 0) & ~above)
+        # Σ grad·1[x ≥ α] + Σ grad·1[0 < x < α]·(q − x)/α, the second through grad_x (already masked)
+        grad_alpha = (grad_out * above).sum() + (grad_x * (q - x)).sum() / alpha
+        return grad_x, grad_alpha.reshape(alpha.shape), None
 
 
 def quantize_activation(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
