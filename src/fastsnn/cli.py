@@ -111,10 +111,13 @@ def _data(args) -> int:
 
 
 def _train(args) -> int:
+    from .distributed import rank
     from .train import train_progressive
 
-    for stage, path in train_progressive(_train_config(args)).items():
-        print(f"{stage}: {path}")
+    paths = train_progressive(_train_config(args))
+    if rank() == 0:
+        for stage, path in paths.items():
+            print(f"{stage}: {path}")
     return 0
 
 
