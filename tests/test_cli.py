@@ -62,3 +62,24 @@ def test_bad_input_exits_2_with_one_line(argv, culprit, capsys):
     assert main(argv) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and culprit in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(
+    "argv, option, accepted",
+    [
+        (["train", "--bits", "9"], "--bits", "1..8"),
+        (["train", "--bits", "two"], "--bits", "not an integer"),
+        (["demo", "--width", "-1"], "--width", "> 0"),
+        (["train", "--batch-size", "0"], "--batch-size", ">= 1"),
+        (["evaluate", "x.safetensors", "-T", "0"], "-T/--time-steps", ">= 1"),
+        (["convert", "x.safetensors", "--out", "y.safetensors", "-T", "-3"], "-T/--time-steps", ">= 1"),
+    ],
+)
+def test_out_of_range_options_are_refused_before_any_work(argv, option, accepted, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert option in error and accepted in error
+    assert list(tmp_path.iterdir()) == [], "nothing is written"

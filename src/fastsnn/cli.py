@@ -10,6 +10,32 @@ from . import __version__
 from .errors import FastSNNError
 
 
+def _int_in(low: int, high: int | None = None):
+    """argparse type: an integer in [low, high]; argparse names the option and exits with status 2."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            accepted = f"{low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range (accepted: {accepted})")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -38,18 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     convert = commands.add_parser("convert", help="convert a QANN checkpoint into a spiking-network checkpoint")
     convert.add_argument("checkpoint", type=Path)
     convert.add_argument("--out", type=Path, required=True, help="where to write the SNN checkpoint (.safetensors)")
-    convert.add_argument("-T", "--time-steps", type=int, help="time steps (default 2^bits − 1)")
+    convert.add_argument("-T", "--time-steps", type=_int_in(1), help="time steps (default 2^bits − 1)")
     convert.add_argument("--unsigned", action="store_true", help="plain IF neurons instead of signed ones")
     convert.set_defaults(run=_convert)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of QANN and SNNs, agreement rate, as a table and JSON")
     evaluate.add_argument("checkpoint", type=Path, help="a QANN checkpoint")
     evaluate.add_argument("--float-checkpoint", type=Path, help="the float ANN it came from, to report its accuracy too")
-    evaluate.add_argument("-T", "--time-steps", type=int, nargs="+", help="time steps to simulate (default 2^bits − 1)")
+    evaluate.add_argument("-T", "--time-steps", type=_int_in(1), nargs="+", help="time steps to simulate (default 2^bits − 1)")
     evaluate.add_argument("--dataset", help="data set (default: the one the checkpoint was trained on)")
     evaluate.add_argument("--data-root")
-    evaluate.add_argument("--batch-size", type=int, default=500)
-    evaluate.add_argument("--limit", type=int, help="evaluate on the first N test images only")
+    evaluate.add_argument("--batch-size", type=_int_in(1), default=500)
+    evaluate.add_argument("--limit", type=_int_in(1), help="evaluate on the first N test images only")
     evaluate.add_argument("--json", type=Path, help="also write the results here")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
@@ -72,21 +98,21 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None
     parser.add_argument("--model", default=defaults.get("model", base.model), help="registry name (see fastsnn.models.list_models)")
     parser.add_argument("--dataset", default=defaults.get("dataset", base.dataset))
     parser.add_argument("--data-root")
-    parser.add_argument("--bits", type=int, default=defaults.get("bits", base.bits), help="final activation bits (T = 2^bits − 1)")
+    parser.add_argument("--bits", type=_int_in(1, 8), default=defaults.get("bits", base.bits), help="final activation bits (T = 2^bits − 1)")
     parser.add_argument("--float-only", action="store_true", help="train the float ANN only")
-    parser.add_argument("--width", type=float, default=base.width, help="channel width multiplier")
+    parser.add_argument("--width", type=_positive_float, default=base.width, help="channel width multiplier")
     parser.add_argument("--stem", default=base.stem, choices=["cifar", "imagenet"])
-    parser.add_argument("--weight-bits", type=int, help="also quantize weights per channel to this many bits")
-    parser.add_argument("--float-epochs", type=int, default=defaults.get("float_epochs", base.float_epochs))
-    parser.add_argument("--epochs", type=int, default=defaults.get("epochs", base.epochs), help="epochs per intermediate quantized stage")
-    parser.add_argument("--final-epochs", type=int, default=defaults.get("final_epochs", base.final_epochs), help="epochs of the last stage (default --epochs)")
+    parser.add_argument("--weight-bits", type=_int_in(2, 16), help="also quantize weights per channel to this many bits")
+    parser.add_argument("--float-epochs", type=_int_in(0), default=defaults.get("float_epochs", base.float_epochs))
+    parser.add_argument("--epochs", type=_int_in(0), default=defaults.get("epochs", base.epochs), help="epochs per intermediate quantized stage")
+    parser.add_argument("--final-epochs", type=_int_in(0), default=defaults.get("final_epochs", base.final_epochs), help="epochs of the last stage (default --epochs)")
     parser.add_argument("--no-progressive", action="store_true", help="go from float straight to --bits")
-    parser.add_argument("--batch-size", type=int, default=base.batch_size)
-    parser.add_argument("--lr", type=float, default=base.lr, help="float-stage learning rate")
-    parser.add_argument("--quant-lr", type=float, default=base.quant_lr, help="quantized-stage learning rate")
+    parser.add_argument("--batch-size", type=_int_in(1), default=base.batch_size)
+    parser.add_argument("--lr", type=_positive_float, default=base.lr, help="float-stage learning rate")
+    parser.add_argument("--quant-lr", type=_positive_float, default=base.quant_lr, help="quantized-stage learning rate")
     parser.add_argument("--seed", type=int, default=base.seed)
-    parser.add_argument("--train-limit", type=int, help="train on the first N images only")
-    parser.add_argument("--test-limit", type=int, help="test on the first N images only")
+    parser.add_argument("--train-limit", type=_int_in(1), help="train on the first N images only")
+    parser.add_argument("--test-limit", type=_int_in(1), help="test on the first N images only")
     parser.add_argument("--out", default=defaults.get("out", base.out_dir), help="folder for the stage checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

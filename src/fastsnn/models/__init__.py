@@ -6,7 +6,7 @@ converter can swap each one independently::
     model = create_model("resnet20", num_classes=10, in_channels=3, width=0.5)
 """
 
-from fastsnn.models.registry import UnknownModelError, create_model, list_models, register_model
+from fastsnn.models.registry import ModelError, create_model, list_models, register_model
 from fastsnn.models.alexnet import AlexNet
 from fastsnn.models.resnet import BasicBlock, ResNet
 from fastsnn.models.vgg import VGG
@@ -15,7 +15,7 @@ __all__ = [
     "AlexNet",
     "BasicBlock",
     "ResNet",
-    "UnknownModelError",
+    "ModelError",
     "VGG",
     "create_model",
     "list_models",

@@ -7,7 +7,7 @@ import numbers
 
 from torch import nn
 
-from fastsnn.models.registry import UnknownModelError
+from fastsnn.models.registry import ModelError
 
 STEMS = ("cifar", "imagenet")
 MIN_CHANNELS = 4
@@ -16,7 +16,7 @@ MIN_CHANNELS = 4
 def check_stem(stem: str) -> str:
     """Return ``stem`` if it is one of :data:`STEMS`, else raise naming the option."""
     if stem not in STEMS:
-        raise UnknownModelError(
+        raise ModelError(
             f"unknown stem={stem!r}; stem must be one of {', '.join(map(repr, STEMS))}"
         )
     return stem
@@ -30,14 +30,14 @@ def check_width(width: float) -> float:
         or not math.isfinite(width)
         or width <= 0
     ):
-        raise UnknownModelError(f"width must be a finite number > 0, got width={width!r}")
+        raise ModelError(f"width must be a finite number > 0, got width={width!r}")
     return float(width)
 
 
 def check_count(option: str, value: int) -> int:
     """Return ``value`` if it is an integer >= 1, else raise naming ``option``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise UnknownModelError(f"{option} must be an integer >= 1, got {option}={value!r}")
+        raise ModelError(f"{option} must be an integer >= 1, got {option}={value!r}")
     return int(value)
 
 

@@ -14,15 +14,15 @@ from torch import nn
 
 from fastsnn.errors import FastSNNError
 
-__all__ = ["UnknownModelError", "register_model", "create_model", "list_models"]
+__all__ = ["ModelError", "register_model", "create_model", "list_models"]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
-class UnknownModelError(FastSNNError):
-    """An unknown model name, or an unknown or invalid option for a model builder."""
+class ModelError(FastSNNError):
+    """An unknown model name, or an unknown or invalid option of a model builder."""
 
 
 def register_model(fn: Builder) -> Builder:
@@ -54,7 +54,7 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwarg
     """Build the registered model ``name``; the result maps ``[B, in_channels, H, W]`` to ``[B, num_classes]``.
 
     Extra keyword arguments are the builder's options (e.g. ``width``, ``stem``).
-    Raises :class:`UnknownModelError` for an unknown name or an option the
+    Raises :class:`ModelError` for an unknown name or an option the
     builder does not accept, naming the culprit and the accepted values.
     """
     builder = _MODELS.get(name) if isinstance(name, str) else None
@@ -62,14 +62,14 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwarg
         known = list_models()
         close = difflib.get_close_matches(str(name), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UnknownModelError(
+        raise ModelError(
             f"unknown model {name!r}{hint}; known models: {', '.join(known) or '(none)'}"
         )
     accepted = _accepted_options(builder)
     if accepted is not None:
         unknown = sorted(set(kwargs) - accepted)
         if unknown:
-            raise UnknownModelError(
+            raise ModelError(
                 f"model {name!r} got unknown option(s) {', '.join(map(repr, unknown))}; "
                 f"{name} accepts: {', '.join(sorted(accepted))}"
             )
