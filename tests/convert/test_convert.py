@@ -159,3 +159,11 @@ def test_refuses_what_it_cannot_convert():
     assert convert(nn.Sequential(QuantReLU(2), QuantReLU(3)), T=7).T == 7
     with pytest.raises(ConversionError, match="T must be"):
         convert(nn.Sequential(QuantReLU(2)), T=0)
+
+
+def test_a_non_positive_clip_is_named_by_path():
+    qann = nn.Sequential(nn.Linear(2, 2), QuantReLU(2), nn.Linear(2, 2), QuantReLU(2))
+    with torch.no_grad():
+        qann[3].alpha.fill_(-0.1)
+    with pytest.raises(ConversionError, match=r"cannot convert 3 \(QuantReLU\): threshold must be > 0"):
+        convert(qann)

@@ -49,10 +49,15 @@ def convert(qann: nn.Module, signed: bool = True, T: int | None = None) -> Spiki
         raise ConversionError(f"T must be a positive integer, got {T!r}")
 
     body = copy.deepcopy(qann)
-    swap_modules(body, lambda _path, module: _spiking(module, T, signed))
+    swap_modules(body, lambda path, module: _spiking(path, module, T, signed))
     return SpikingNetwork(body, T).eval()
 
 
-def _spiking(module: nn.Module, T: int, signed: bool) -> nn.Module | None:
+def _spiking(path: str, module: nn.Module, T: int, signed: bool) -> nn.Module | None:
     make = CONVERTERS.get(type(module))
-    return None if make is None else make(module, T=T, signed=signed)
+    if make is None:
+        return None
+    try:
+        return make(module, T=T, signed=signed)
+    except ValueError as error:  # e.g. a clip α that training drove to ≤ 0
+        raise ConversionError(f"cannot convert {path} ({type(module).__name__}): {error}") from None

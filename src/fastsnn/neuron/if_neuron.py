@@ -44,4 +44,5 @@ class IFNeuron(nn.Module):
         return spikes.mul_(self.threshold).reshape(current.shape)
 
     def extra_repr(self) -> str:
-        return f"threshold={self.threshold.item():.4g}, T={self.T}, signed={self.signed}"
+        threshold = f"{self.threshold.item():.4g}" if self.threshold.numel() == 1 else f"<{tuple(self.threshold.shape)}>"
+        return f"threshold={threshold}, T={self.T}, signed={self.signed}"
