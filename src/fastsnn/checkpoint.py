@@ -21,8 +21,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .errors import CheckpointError
 from .convert import convert
+from .errors import CheckpointError
 from .models import create_model
 from .quant import quantize
 
@@ -90,8 +90,7 @@ def save_checkpoint(
     tensors = {f"model.{key}": value.detach().contiguous().clone() for key, value in model.state_dict().items()}
     training = dict(training or {})
     if optimizer is not None:
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        for index, parameter in enumerate(parameters):
+        for index, parameter in enumerate(_flat_parameters(optimizer)):
             for key, value in optimizer.state.get(parameter, {}).items():
                 tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().contiguous().clone()
         training["param_groups"] = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
@@ -171,8 +170,13 @@ def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], spec: M
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
     """Put a checkpoint's per-parameter state and hyper-parameters back into ``optimizer``."""
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    parameters = _flat_parameters(optimizer)
     for index, state in checkpoint.optimizer_state.items():
         optimizer.state[parameters[index]] = {key: value.clone() for key, value in state.items()}
     for group, saved in zip(optimizer.param_groups, checkpoint.training.get("param_groups", [])):
         group.update(saved)
+
+
+def _flat_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The optimizer's parameters in group order: the index that names their saved state."""
+    return [p for group in optimizer.param_groups for p in group["params"]]

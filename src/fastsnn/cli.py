@@ -173,15 +173,14 @@ def _evaluate(args) -> int:
 
 
 def _demo(args) -> int:
+    from .data import fetch_dataset
     from .evaluate import evaluate_checkpoint, format_results
     from .train import train_progressive
-
-    from .data import fetch_dataset
 
     config = _train_config(args)
     print(fetch_dataset(config.dataset, root=config.data_root))
     paths = train_progressive(config)
-    final = paths[f"q{config.bits}"] if config.bits is not None else paths["float"]
+    final = list(paths.values())[-1]  # the last stage trained: the target bit width
     results = evaluate_checkpoint(
         final, float_checkpoint=paths["float"], data_root=config.data_root, limit=config.test_limit, progress=config.progress
     )

@@ -71,13 +71,18 @@ class TrainConfig:
         )
 
 
+def stage_name(bits: int | None) -> str:
+    """``"float"`` or ``"q<bits>"``: a stage's key in results and its checkpoint's file stem."""
+    return "float" if bits is None else f"q{bits}"
+
+
 def stage_checkpoint(out_dir: str | Path, bits: int | None) -> Path:
     """Where a stage's checkpoint lives: ``float.safetensors`` or ``q<bits>.safetensors``."""
-    return Path(out_dir) / ("float.safetensors" if bits is None else f"q{bits}.safetensors")
+    return Path(out_dir) / f"{stage_name(bits)}.safetensors"
 
 
 def train_progressive(config: TrainConfig) -> dict[str, Path]:
-    """Train every stage of ``config.stages()``; returns ``{"float": path, "q4": path, ...}``.
+    """Train every stage of ``config.stages()``; returns ``{"float": path, "q4": path, ...}`` in stage order.
 
     A stage whose checkpoint is complete is skipped; an incomplete one is resumed.
     """
@@ -102,7 +107,7 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
             lr=config.lr if bits is None else config.quant_lr,
             checkpoint_path=path, config=config, device=device,
         )
-        paths["float" if bits is None else f"q{bits}"] = path
+        paths[stage_name(bits)] = path
     return paths
 
 
