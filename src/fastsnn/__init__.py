@@ -2,8 +2,9 @@
 
 from .convert import SpikingNetwork, convert
 from .errors import FastSNNError
+from .finetune import finetune
 from .neuron import IFNeuron
 from .quant import QuantReLU, quantize
 
-__all__ = ["FastSNNError", "IFNeuron", "QuantReLU", "SpikingNetwork", "convert", "quantize"]
+__all__ = ["FastSNNError", "IFNeuron", "QuantReLU", "SpikingNetwork", "convert", "finetune", "quantize"]
 __version__ = "0.1.0"

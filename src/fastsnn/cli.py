@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import FastSNNError
+from .finetune import OBJECTIVES
 
 
 def _int_in(low: int, high: int | None = None):
@@ -33,6 +34,19 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    return value
+
+
+def _percentile(text: str) -> float:
+    """argparse type for a rate-norm threshold: ``max`` (= 100) or a percentile in (0, 100]."""
+    if text == "max":
+        return 100.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither 'max' nor a percentile") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (accepted: 'max' or a percentile in (0, 100])")
     return value
 
 
@@ -71,7 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="accuracy of QANN and SNNs, agreement rate, as a table and JSON")
     evaluate.add_argument("checkpoint", type=Path, help="a QANN checkpoint")
     evaluate.add_argument("--float-checkpoint", type=Path, help="the float ANN it came from, to report its accuracy too")
+    evaluate.add_argument("--finetuned", type=Path, nargs="+", default=[], help="fine-tuned SNN checkpoints to evaluate in the same pass")
     evaluate.add_argument("-T", "--time-steps", type=_int_in(1), nargs="+", help="time steps to simulate (default 2^bits − 1)")
+    evaluate.add_argument(
+        "--rate-norm", type=_percentile, nargs="+", default=[], metavar="NORM",
+        help="baselines: rate-norm conversion of the float ANN with thresholds at the max or a percentile (e.g. max 99.9)",
+    )
+    evaluate.add_argument("--rate-norm-T", type=_int_in(1), nargs="+", help="time steps of the baselines (default: -T)")
     evaluate.add_argument("--dataset", help="data set (default: the one the checkpoint was trained on)")
     evaluate.add_argument("--data-root")
     evaluate.add_argument("--batch-size", type=_int_in(1), default=500)
@@ -79,6 +99,36 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", type=Path, help="also write the results here")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
+
+    finetune = commands.add_parser("finetune", help="convert a QANN checkpoint and fine-tune the SNN layer by layer")
+    finetune.add_argument("checkpoint", type=Path, help="a QANN checkpoint")
+    finetune.add_argument("--out", type=Path, required=True, help="where to write the fine-tuned SNN checkpoint (.safetensors)")
+    finetune.add_argument("-T", "--time-steps", type=_int_in(1), help="time steps (default 2^bits − 1)")
+    finetune.add_argument("--unsigned", action="store_true", help="plain IF neurons instead of signed ones")
+    finetune.add_argument("--objective", choices=OBJECTIVES, default="ste", help="ste: the paper's straight-through objective; bptt: through the T steps")
+    finetune.add_argument("--steps", type=_int_in(1), default=100, help="optimizer steps per spiking layer")
+    finetune.add_argument("--lr", type=_positive_float, default=1e-3)
+    finetune.add_argument("--batch-size", type=_int_in(1), default=64)
+    finetune.add_argument("--held-out", type=_int_in(1), default=1000, help="last N training images that decide keep/revert")
+    finetune.add_argument("--limit", type=_int_in(1), help="tune on the first N training images only")
+    finetune.add_argument("--dataset", help="data set (default: the one the checkpoint was trained on)")
+    finetune.add_argument("--data-root")
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--json", type=Path, help="also write the per-layer report here")
+    finetune.add_argument("--quiet", action="store_true", help="no progress bar")
+    finetune.set_defaults(run=_finetune)
+
+    analyze = commands.add_parser("analyze", help="per-layer conversion error (table, JSON, PNG) of a QANN checkpoint's SNNs")
+    analyze.add_argument("checkpoint", type=Path, help="a QANN checkpoint")
+    analyze.add_argument("--float-checkpoint", type=Path, help="the float ANN it came from: adds the quantization error")
+    analyze.add_argument("--finetuned", type=Path, nargs="+", default=[], help="fine-tuned SNN checkpoints to add as variants")
+    analyze.add_argument("-T", "--time-steps", type=_int_in(1), help="time steps (default 2^bits − 1)")
+    analyze.add_argument("--dataset", help="data set (default: the one the checkpoint was trained on)")
+    analyze.add_argument("--data-root")
+    analyze.add_argument("--limit", type=_int_in(1), default=1000, help="test images to measure on")
+    analyze.add_argument("--batch-size", type=_int_in(1), default=250)
+    analyze.add_argument("--out", type=Path, help="folder for conversion_errors.json and .png (default: beside the checkpoint)")
+    analyze.set_defaults(run=_analyze)
 
     demo = commands.add_parser("demo", help="train a small VGG on real MNIST at 2 bits, convert (T = 3), print the table")
     _add_training_options(demo, defaults=DEMO_DEFAULTS)
@@ -163,12 +213,42 @@ def _evaluate(args) -> int:
     from .evaluate import evaluate_checkpoint, format_results
 
     results = evaluate_checkpoint(
-        args.checkpoint, float_checkpoint=args.float_checkpoint, time_steps=args.time_steps, dataset=args.dataset,
+        args.checkpoint, float_checkpoint=args.float_checkpoint, finetuned=args.finetuned, rate_norm=args.rate_norm,
+        rate_norm_time_steps=args.rate_norm_T, time_steps=args.time_steps, dataset=args.dataset,
         data_root=args.data_root, batch_size=args.batch_size, limit=args.limit, progress=not args.quiet,
     )
     print(format_results(results))
     if args.json:
         _write_json(args.json, results)
+    return 0
+
+
+def _finetune(args) -> int:
+    from .finetune.from_checkpoint import finetune_checkpoint, format_reports
+
+    reports = finetune_checkpoint(
+        args.checkpoint, args.out, T=args.time_steps, signed=not args.unsigned, objective=args.objective,
+        steps_per_layer=args.steps, lr=args.lr, batch_size=args.batch_size, held_out=args.held_out, limit=args.limit,
+        dataset=args.dataset, data_root=args.data_root, seed=args.seed, progress=not args.quiet,
+    )
+    print(format_reports(reports))
+    print(f"{args.out}: fine-tuned SNN ({sum(r.kept for r in reports)} of {len(reports)} layers kept)")
+    if args.json:
+        _write_json(args.json, [dataclasses.asdict(r) for r in reports])
+    return 0
+
+
+def _analyze(args) -> int:
+    from .analysis import analyze_checkpoint, format_conversion_errors, plot_conversion_errors
+
+    errors = analyze_checkpoint(
+        args.checkpoint, float_checkpoint=args.float_checkpoint, finetuned=args.finetuned, T=args.time_steps,
+        dataset=args.dataset, data_root=args.data_root, limit=args.limit, batch_size=args.batch_size,
+    )
+    print(format_conversion_errors(errors))
+    out = args.out or args.checkpoint.parent / f"{args.checkpoint.stem}-analysis"
+    _write_json(out / "conversion_errors.json", errors.as_dict())
+    print(f"plot written to {plot_conversion_errors(errors, out / 'conversion_errors.png', title=args.checkpoint.name)}")
     return 0
 
 

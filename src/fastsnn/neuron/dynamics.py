@@ -3,10 +3,12 @@
 import torch
 
 
-def if_scan(current: torch.Tensor, threshold: torch.Tensor | float, *, signed: bool = False) -> torch.Tensor:
+def if_scan(
+    current: torch.Tensor, threshold: torch.Tensor | float, *, signed: bool = False, initial_membrane: float = 0.5
+) -> torch.Tensor:
     """Spikes of IF neurons with soft reset driven by ``current`` over T steps.
 
-    The membrane starts at θ/2. At each step ``v ← v + I(t)``; if ``v ≥ θ`` the neuron emits +1 and
+    The membrane starts at ``initial_membrane · θ`` (θ/2 by default; classic rate-norm conversion uses 0). At each step ``v ← v + I(t)``; if ``v ≥ θ`` the neuron emits +1 and
     ``v ← v − θ``. With ``signed=True`` it may also take a spike back: if ``v < 0`` and its net count
     ``n > 0`` it emits −1 and ``v ← v + θ``. So ``0 ≤ n ≤ T`` always, and at most one event per step.
 
@@ -19,6 +21,7 @@ def if_scan(current: torch.Tensor, threshold: torch.Tensor | float, *, signed: b
         current: input current ``[T, B, ...]``.
         threshold: θ > 0, a scalar or a tensor broadcastable to ``[B, ...]``.
         signed: use the signed IF neuron.
+        initial_membrane: v0 as a fraction of θ; only 0.5 gives the rounding-half-up equivalence.
     Returns:
         spikes ``[T, B, ...]`` with values in {0, 1} (or {−1, 0, 1} if signed), dtype of ``current``.
     """
@@ -26,7 +29,7 @@ def if_scan(current: torch.Tensor, threshold: torch.Tensor | float, *, signed: b
     # about 2x (unsigned) to 3x (signed) faster than the out-of-place form on CPU.
     current = current.detach()
     threshold = torch.as_tensor(threshold, dtype=current.dtype, device=current.device)
-    membrane = (threshold * 0.5).expand_as(current[0]).clone()
+    membrane = (threshold * initial_membrane).expand_as(current[0]).clone()
     spikes = torch.empty_like(current)
     if signed:
         net_count = torch.zeros_like(current[0])

@@ -13,15 +13,19 @@ def relu_percentiles(model: nn.Module, batches: Iterable[torch.Tensor], percenti
     """The ``percentile`` of every ``nn.ReLU`` module's output over ``batches`` (``[B, C, H, W]`` inputs).
 
     Returns ``{module path: value}``; values are floored at 1e-3 so a dead layer still gets a valid clip.
+    Percentiles below 100 come from a random subsample of at most 1M values per layer; 100 is the
+    exact maximum.
     """
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
     samples: dict[str, list[torch.Tensor]] = {}
+    maxima: dict[str, float] = {}
     generator = torch.Generator().manual_seed(0)
 
     def recorder(name):
         def hook(_module, _inputs, output):
             flat = output.detach().flatten().float().cpu()
+            maxima[name] = max(maxima.get(name, float("-inf")), flat.max().item())
             keep = torch.randperm(flat.numel(), generator=generator)[:_MAX_SAMPLES_PER_LAYER]
             samples.setdefault(name, []).append(flat[keep])
 
@@ -39,7 +43,11 @@ def relu_percentiles(model: nn.Module, batches: Iterable[torch.Tensor], percenti
         model.train(was_training)
     result = {}
     for name, chunks in samples.items():
-        values = torch.cat(chunks)
-        values = values[torch.randperm(values.numel(), generator=generator)[:_MAX_SAMPLES_PER_LAYER]]
-        result[name] = max(torch.quantile(values, percentile / 100).item(), 1e-3)
+        if percentile == 100:
+            value = maxima[name]
+        else:
+            values = torch.cat(chunks)
+            values = values[torch.randperm(values.numel(), generator=generator)[:_MAX_SAMPLES_PER_LAYER]]
+            value = torch.quantile(values, percentile / 100).item()
+        result[name] = max(value, 1e-3)
     return result

@@ -1,0 +1,255 @@
+"""Conversion fidelity on real data: Fast-SNN (unsigned, signed, fine-tuned) against rate-norm baselines.
+
+For each data set (MNIST, Fashion-MNIST) and model (a small VGG and a small ResNet), one progressive
+training run float → 4 → 3 → 2 bits gives the QANNs for b = 4, 3, 2. For each b (T = 2^b − 1):
+
+  * one pass over the whole test split: float ANN, QANN, SNN unsigned, SNN signed, and SNN signed
+    fine-tuned with each objective (``ste``: the paper's straight-through one; ``bptt``: through the
+    T steps with a surrogate gradient); accuracy and agreement with the QANN;
+  * rate-norm conversion of the float ANN (thresholds at the max and at the 99.9th percentile of
+    1024 training images) at T, 4T and 16T, with the QANN as reference, on the first
+    ``--baseline-limit`` test images (long simulations are the costly part);
+  * at b = 2, the per-layer conversion error (float vs QANN, and SNN variants vs QANN).
+
+Everything is recorded in ``--json`` (settings, seeds, per-phase wall times, device) after each run,
+so an interrupted benchmark keeps what it measured; trained checkpoints under ``--runs`` are reused.
+Plots (``--plots``) and a Markdown table (``--markdown``) are written from the JSON at the end, and
+``--render-only`` rewrites them from an existing JSON (e.g. one measured on another machine).
+
+    python benchmarks/fidelity.py                      # CPU defaults: under an hour on 2 cores
+    python benchmarks/fidelity.py --device cuda --baseline-limit 10000
+"""
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+import fastsnn
+from fastsnn import convert
+from fastsnn.analysis import conversion_errors
+from fastsnn.checkpoint import load_checkpoint
+from fastsnn.convert import convert_rate_norm
+from fastsnn.data import load_dataset
+from fastsnn.evaluate import compare_models, rate_norm_label, row
+from fastsnn.finetune import OBJECTIVES, finetune_with_report
+from fastsnn.runs import calibration_batches, first, tuning_split
+from fastsnn.train import TrainConfig, stage_checkpoint, train_progressive
+
+MODELS = {"vgg11": 0.25, "resnet20": 0.5}  # registry name -> width multiplier: the small VGG and ResNet
+RATE_NORM_PERCENTILES = (100.0, 99.9)
+BASELINE_SCALES = (1, 4, 16)
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    args = _arguments()
+    if not args.render_only:
+        run(args)
+    results = json.loads(args.json.read_text())
+    markdown = markdown_table(results)
+    args.markdown.write_text(markdown + "\n")
+    print(markdown)
+    render_plots(results, args.plots)
+
+
+def run(args) -> None:
+    device = torch.device(args.device)
+    results = {
+        "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "environment": {"torch": torch.__version__, "fastsnn": fastsnn.__version__, "python": platform.python_version(),
+                        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+                        "threads": torch.get_num_threads()},
+        "runs": [],
+    }
+    started = time.perf_counter()
+    for dataset in args.datasets:
+        for model in args.models:
+            results["runs"].extend(benchmark_run(dataset, model, args, device))
+            results["wall_seconds"] = time.perf_counter() - started
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"total wall time {results['wall_seconds'] / 60:.1f} min")
+
+
+def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[dict]:
+    """Train (or reuse) one progressive run and measure every bit width of it."""
+    config = TrainConfig(
+        model=model, dataset=dataset, bits=min(args.bits), width=MODELS[model], float_epochs=args.float_epochs,
+        epochs=args.epochs, final_epochs=args.epochs, seed=args.seed, data_root=args.data_root,
+        out_dir=str(args.runs / f"{dataset}-{model}"), progress=args.progress, train_limit=args.train_limit,
+    )
+    started = time.perf_counter()
+    train_progressive(config)
+    train_seconds = time.perf_counter() - started
+    float_model = load_checkpoint(stage_checkpoint(config.out_dir, None)).build_model()
+    test_set = first(load_dataset(dataset, train=False, root=args.data_root), args.test_limit)
+    test_loader = DataLoader(test_set, batch_size=500)
+    baseline_loader = DataLoader(first(test_set, args.baseline_limit), batch_size=max(1, 500 // max(BASELINE_SCALES)))
+    calibration = calibration_batches(load_dataset(dataset, train=True, root=args.data_root), seed=args.seed)
+    tuning, held_out = tuning_split(dataset, args.data_root, held_out=args.held_out)
+    measured = []
+    for bits in sorted(args.bits, reverse=True):
+        T = 2**bits - 1
+        qann = load_checkpoint(stage_checkpoint(config.out_dir, bits)).build_model()
+        signed = convert(qann, signed=True)
+        tuned, timings, reports = {}, {}, {}
+        for objective in OBJECTIVES:
+            started = time.perf_counter()
+            generator = torch.Generator().manual_seed(args.seed)
+            tuned[objective], layers = finetune_with_report(
+                signed, qann, DataLoader(tuning, batch_size=args.finetune_batch, shuffle=True, generator=generator),
+                held_out=DataLoader(held_out, batch_size=250), objective=objective,
+                steps_per_layer=args.finetune_steps, lr=args.finetune_lr, device=device, progress=args.progress,
+            )
+            timings[f"finetune_{objective}"] = time.perf_counter() - started
+            reports[objective] = [vars(layer) for layer in layers]
+        started = time.perf_counter()
+        models = {("float ANN", None): float_model, ("QANN", None): qann,
+                  ("SNN unsigned", T): convert(qann, signed=False), ("SNN signed", T): signed}
+        models |= {(f"SNN signed + fine-tuned ({objective})", T): tuned[objective] for objective in OBJECTIVES}
+        full = compare_models(models, test_loader, device=device, progress=args.progress)
+        timings["evaluate"] = time.perf_counter() - started
+        started = time.perf_counter()
+        baselines = {("QANN", None): qann, ("SNN signed", T): signed}
+        for percentile in RATE_NORM_PERCENTILES:
+            for scale in BASELINE_SCALES:
+                baselines[(rate_norm_label(percentile), scale * T)] = convert_rate_norm(float_model, calibration, T=scale * T, percentile=percentile)
+        subset = compare_models(baselines, baseline_loader, device=device, progress=args.progress)
+        timings["baselines"] = time.perf_counter() - started
+        entry = {"dataset": dataset, "model": model, "width": MODELS[model], "bits": bits, "T": T,
+                 "train_seconds_all_stages": train_seconds, "seconds": timings, "test": full, "baselines": subset,
+                 "finetune_layers": reports}
+        if bits == min(args.bits):
+            variants = {"unsigned": convert(qann, signed=False), "signed": signed} | {f"signed + fine-tuned ({o})": tuned[o] for o in OBJECTIVES}
+            entry["conversion_errors"] = conversion_errors(qann, variants, DataLoader(first(test_set, 1000), batch_size=250),
+                                                           float_model=float_model, device=device).as_dict()
+        _print_entry(entry)
+        measured.append(entry)
+    return measured
+
+
+def _print_entry(entry: dict) -> None:
+    test = entry["test"]
+    qann = row(test, "QANN")["accuracy"]
+    parts = [f"{entry['dataset']} {entry['model']} b={entry['bits']} T={entry['T']}: QANN {100 * qann:.2f}"]
+    for item in test["rows"][2:]:
+        parts.append(f"{item['model']} {100 * item['accuracy']:.2f}")
+    print("; ".join(parts) + f" | {json.dumps({k: round(v, 1) for k, v in entry['seconds'].items()})}", flush=True)
+
+
+def best_baseline(entry: dict, T: int) -> dict | None:
+    """The most accurate rate-norm row at ``T`` in an entry's baseline comparison."""
+    rows = [r for r in entry["baselines"]["rows"] if r["model"].startswith("rate-norm") and r["T"] == T]
+    return max(rows, key=lambda r: r["accuracy"], default=None)
+
+
+def markdown_table(results: dict) -> str:
+    """The headline table: QANN vs SNN per run and T, the gap, and the best baseline at T and 16T."""
+    lines = [
+        "| data set | model | T | float | QANN | SNN unsigned | SNN signed | + fine-tuned (ste) | + fine-tuned (bptt) "
+        "| gap QANN − best SNN (pp) | best rate-norm at T | at 4T | at 16T |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in results["runs"]:
+        test, T = entry["test"], entry["T"]
+        accuracy = {(r["model"], r["T"]): 100 * r["accuracy"] for r in test["rows"]}
+        snn = [accuracy[(name, T)] for name in ("SNN signed", *(f"SNN signed + fine-tuned ({o})" for o in OBJECTIVES))]
+        tuned = [accuracy[(f"SNN signed + fine-tuned ({o})", T)] for o in OBJECTIVES]
+        cells = [entry["dataset"], f"{entry['model']} ×{entry['width']}", str(T), f"{accuracy[('float ANN', None)]:.2f}",
+                 f"{accuracy[('QANN', None)]:.2f}", f"{accuracy[('SNN unsigned', T)]:.2f}", f"{snn[0]:.2f}",
+                 f"{tuned[0]:.2f}", f"{tuned[1]:.2f}", f"{accuracy[('QANN', None)] - max(snn):+.2f}"]
+        for scale in BASELINE_SCALES:
+            best = best_baseline(entry, scale * T)
+            cells.append(f"{100 * best['accuracy']:.2f} ({best['model'].removeprefix('rate-norm ')})")
+        lines.append("| " + " | ".join(cells) + " |")
+    settings = results["settings"]
+    lines.append("")
+    lines.append(
+        f"Baselines on the first {settings['baseline_limit']} test images; all other columns on the full test split. "
+        f"Epochs: float {settings['float_epochs']}, each quantized stage {settings['epochs']}; fine-tuning "
+        f"{settings['finetune_steps']} steps/layer, batch {settings['finetune_batch']}, lr {settings['finetune_lr']}, "
+        f"held-out {settings['held_out']} training images; seed {settings['seed']}. "
+        f"Device {results['environment']['device']}, wall time {results.get('wall_seconds', 0) / 60:.1f} min."
+    )
+    return "\n".join(lines)
+
+
+def render_plots(results: dict, folder: Path) -> None:
+    """Accuracy against T per run (Fast-SNN at its T; baselines at T, 4T, 16T) and the per-layer errors."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plots (rerun with --render-only where it is)")
+        return
+    from fastsnn.analysis import ConversionErrors, plot_conversion_errors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = sorted({(e["dataset"], e["model"]) for e in results["runs"]})
+    figure, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), squeeze=False)
+    for axis, (dataset, model) in zip(axes[0], runs):
+        entries = sorted((e for e in results["runs"] if (e["dataset"], e["model"]) == (dataset, model)), key=lambda e: e["T"])
+        series: dict[str, list[tuple[int, float]]] = {}
+        for entry in entries:
+            for item in entry["test"]["rows"][1:]:
+                series.setdefault(item["model"], []).append((item["T"] or entry["T"], 100 * item["accuracy"]))
+            for item in entry["baselines"]["rows"]:
+                if item["model"].startswith("rate-norm"):
+                    series.setdefault(item["model"], []).append((item["T"], 100 * item["accuracy"]))
+        for name, points in series.items():
+            points.sort()
+            style = "--" if name.startswith("rate-norm") else "-"
+            axis.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", markersize=3, label=name)
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("time steps T")
+        axis.set_ylabel("test accuracy %")
+        axis.set_ylim(max(0, min(p[1] for s in series.values() for p in s) - 2), 100)
+        axis.set_title(f"{dataset}, {model}", fontsize=9)
+        axis.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(folder / "fidelity_accuracy.png", dpi=120)
+    plt.close(figure)
+    for entry in results["runs"]:
+        if "conversion_errors" in entry:
+            errors = ConversionErrors(**entry["conversion_errors"])
+            name = f"conversion_errors_{entry['dataset']}_{entry['model']}_T{entry['T']}.png"
+            plot_conversion_errors(errors, folder / name, title=f"{entry['dataset']} {entry['model']} T={entry['T']}")
+    print(f"plots written to {folder}")
+
+
+def _arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--bits", nargs="+", type=int, default=[4, 3, 2], choices=[2, 3, 4])
+    parser.add_argument("--float-epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs of each quantized stage (4, 3, 2 bits)")
+    parser.add_argument("--finetune-steps", type=int, default=60)
+    parser.add_argument("--finetune-batch", type=int, default=64)
+    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--held-out", type=int, default=1000)
+    parser.add_argument("--baseline-limit", type=int, default=2000, help="test images for the rate-norm baselines")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-limit", type=int, help="train on the first N images only (smoke runs)")
+    parser.add_argument("--test-limit", type=int, help="test on the first N images only (smoke runs)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data-root")
+    parser.add_argument("--runs", type=Path, default=HERE / "runs" / "fidelity", help="training checkpoints (reused)")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "fidelity.json")
+    parser.add_argument("--markdown", type=Path, default=HERE / "results" / "fidelity.md")
+    parser.add_argument("--plots", type=Path, default=HERE / "results")
+    parser.add_argument("--render-only", action="store_true", help="only rewrite the table and plots from --json")
+    parser.add_argument("--progress", action="store_true", help="progress bars")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""What the checkpoint-level commands (evaluate, finetune, analyze) share: models and data from a run."""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .convert import SpikingNetwork
+from .data import load_dataset
+from .errors import FastSNNError
+
+
+def load_qann(path: str | Path) -> tuple[Checkpoint, nn.Module]:
+    """The checkpoint at ``path`` and the quantized ANN it holds; refuses float ANNs and SNNs."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.spec.bits is None or checkpoint.spec.snn is not None:
+        kind = "a spiking network" if checkpoint.spec.snn is not None else "a float ANN"
+        raise FastSNNError(f"{path} holds {kind}, not a quantized ANN; pass a q<bits>.safetensors checkpoint from `fastsnn train`")
+    return checkpoint, checkpoint.build_model()
+
+
+def load_snn(path: str | Path) -> tuple[Checkpoint, SpikingNetwork]:
+    """The checkpoint at ``path`` and the spiking network it holds (from `fastsnn convert` or `finetune`)."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.spec.snn is None:
+        raise FastSNNError(f"{path} does not hold a spiking network; pass a checkpoint written by `fastsnn finetune` or `fastsnn convert`")
+    return checkpoint, checkpoint.build_model()
+
+
+def snn_label(checkpoint: Checkpoint) -> str:
+    """Row name of an SNN checkpoint, e.g. ``"SNN signed + fine-tuned (ste)"``."""
+    label = "SNN signed" if checkpoint.spec.snn.get("signed", True) else "SNN unsigned"
+    finetuned = checkpoint.training.get("finetune")
+    return f"{label} + fine-tuned ({finetuned['objective']})" if finetuned else label
+
+
+def dataset_of(checkpoint: Checkpoint, path: str | Path, override: str | None) -> str:
+    """``override`` if given, else the data set recorded in the checkpoint at training."""
+    dataset = override or checkpoint.training.get("dataset")
+    if dataset is None:
+        raise FastSNNError(f"{path} does not record its data set; pass --dataset")
+    return dataset
+
+
+def first(dataset: Dataset, limit: int | None) -> Dataset:
+    """The first ``limit`` items of ``dataset`` (all of them if ``limit`` is None)."""
+    return dataset if limit is None else Subset(dataset, range(min(limit, len(dataset))))
+
+
+def test_loader(dataset: str, root, *, batch_size: int, limit: int | None = None) -> DataLoader:
+    """Batches of the test split (the first ``limit`` images), in order."""
+    return DataLoader(first(load_dataset(dataset, train=False, root=root), limit), batch_size=batch_size)
+
+
+def tuning_split(dataset: str, root, *, held_out: int, limit: int | None = None) -> tuple[Dataset, Dataset]:
+    """Un-augmented training images split into (tuning set, held-out set): the held-out set is the
+    last ``held_out`` images, the tuning set the first ``limit`` of the others. The test split is never used."""
+    train_set = load_dataset(dataset, train=True, root=root)
+    if not 0 < held_out < len(train_set):
+        raise FastSNNError(f"--held-out must be in 1..{len(train_set) - 1} for {dataset} ({len(train_set)} training images), got {held_out}")
+    tuning = Subset(train_set, range(len(train_set) - held_out))
+    return first(tuning, limit), Subset(train_set, range(len(train_set) - held_out, len(train_set)))
+
+
+def calibration_batches(dataset: Dataset, *, batches: int = 8, batch_size: int = 128, seed: int = 0) -> list[torch.Tensor]:
+    """``batches`` random batches of images ``[batch_size, C, H, W]`` from ``dataset`` (same for a seed)."""
+    sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler)
+    images = []
+    for batch, _ in loader:
+        images.append(batch)
+        if len(images) == batches:
+            break
+    return images
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
