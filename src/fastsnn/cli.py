@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import FastSNNError
+from .errors import FastSNNError, TrainingInterrupted
+
+INTERRUPTED = 130  # exit status after Ctrl-C, as shells report it
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (naming the option and what it accepts), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _int_in(low: int, high: int | None = None):
@@ -44,10 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     except FastSNNError as error:
         print(f"fastsnn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        print(f"fastsnn {args.command}: {stop}", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"fastsnn {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastsnn", description="Convert quantized ANNs into fast spiking networks.")
+    parser = _Parser(prog="fastsnn", description="Convert quantized ANNs into fast spiking networks.")
     parser.add_argument("--version", action="version", version=f"fastsnn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -110,10 +125,15 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None
     parser.add_argument("--batch-size", type=_int_in(1), default=base.batch_size)
     parser.add_argument("--lr", type=_positive_float, default=base.lr, help="float-stage learning rate")
     parser.add_argument("--quant-lr", type=_positive_float, default=base.quant_lr, help="quantized-stage learning rate")
-    parser.add_argument("--seed", type=int, default=base.seed)
+    parser.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=base.seed)
     parser.add_argument("--train-limit", type=_int_in(1), help="train on the first N images only")
     parser.add_argument("--test-limit", type=_int_in(1), help="test on the first N images only")
     parser.add_argument("--out", default=defaults.get("out", base.out_dir), help="folder for the stage checkpoints")
+    parser.add_argument("--checkpoint-every", type=_int_in(1), metavar="STEPS", help="also checkpoint every STEPS steps within an epoch")
+    parser.add_argument(
+        "--checkpoint-seconds", type=_positive_float, default=base.checkpoint_seconds, metavar="S",
+        help=f"and after a step once S seconds passed since the last checkpoint (default {base.checkpoint_seconds:g})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -125,7 +145,8 @@ def _train_config(args):
         stem=args.stem, weight_bits=args.weight_bits, float_epochs=args.float_epochs, epochs=args.epochs, final_epochs=args.final_epochs,
         progressive=not args.no_progressive, batch_size=args.batch_size, lr=args.lr, quant_lr=args.quant_lr,
         seed=args.seed, data_root=args.data_root, out_dir=args.out, train_limit=args.train_limit,
-        test_limit=args.test_limit, progress=not args.quiet,
+        test_limit=args.test_limit, checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds,
+        progress=not args.quiet,
     )
 
 
@@ -177,7 +198,7 @@ def _demo(args) -> int:
     from .evaluate import evaluate_checkpoint, format_results
     from .train import train_progressive
 
-    config = _train_config(args)
+    config = _train_config(args).validate()
     print(fetch_dataset(config.dataset, root=config.data_root))
     paths = train_progressive(config)
     final = list(paths.values())[-1]  # the last stage trained: the target bit width
