@@ -95,6 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=_evaluate)
 
+    weights = commands.add_parser("import", help="turn a bare state dict (safetensors, or a trusted .pt) into a checked fastsnn checkpoint")
+    weights.add_argument("weights", type=Path, help="state dict file: .safetensors, or .pt/.pth with --allow-pickle")
+    weights.add_argument("--model", required=True, help="registry name (see fastsnn.models.list_models)")
+    weights.add_argument("--dataset", required=True, help="the data set it was trained on (sets channels and classes)")
+    weights.add_argument("--bits", type=_int_in(1, 8), help="activation bits of a QANN (omit for a float ANN)")
+    weights.add_argument("--weight-bits", type=_int_in(2, 16))
+    weights.add_argument("--width", type=_positive_float, default=1.0, help="channel width multiplier")
+    weights.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
+    weights.add_argument("--allow-pickle", action="store_true", help="read a pickle-based .pt/.pth file (weights only); only for files you trust")
+    weights.add_argument("--out", type=Path, required=True, help="the fastsnn checkpoint to write (.safetensors)")
+    weights.set_defaults(run=_import)
+
     demo = commands.add_parser("demo", help="train a small VGG on real MNIST at 2 bits, convert (T = 3), print the table")
     _add_training_options(demo, defaults=DEMO_DEFAULTS)
     demo.add_argument("--json", type=Path, help="results file (default OUT/results.json)")
@@ -171,7 +183,10 @@ def _train(args) -> int:
 def _convert(args) -> int:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .convert import convert
+    from .validation import check_readable_file, check_writable
 
+    check_readable_file("checkpoint", args.checkpoint)
+    check_writable("--out", args.out, folder=False)
     checkpoint = load_checkpoint(args.checkpoint)
     snn = convert(checkpoint.build_model(), signed=not args.unsigned, T=args.time_steps)
     spec = dataclasses.replace(checkpoint.spec, snn={"T": snn.T, "signed": not args.unsigned})
@@ -182,7 +197,15 @@ def _convert(args) -> int:
 
 def _evaluate(args) -> int:
     from .evaluate import evaluate_checkpoint, format_results
+    from .validation import check_folder, check_readable_file, check_writable
 
+    check_readable_file("checkpoint", args.checkpoint)
+    if args.float_checkpoint is not None:
+        check_readable_file("--float-checkpoint", args.float_checkpoint)
+    if args.data_root is not None:
+        check_folder("--data-root", args.data_root)
+    if args.json is not None:
+        check_writable("--json", args.json, folder=False)
     results = evaluate_checkpoint(
         args.checkpoint, float_checkpoint=args.float_checkpoint, time_steps=args.time_steps, dataset=args.dataset,
         data_root=args.data_root, batch_size=args.batch_size, limit=args.limit, progress=not args.quiet,
@@ -190,6 +213,26 @@ def _evaluate(args) -> int:
     print(format_results(results))
     if args.json:
         _write_json(args.json, results)
+    return 0
+
+
+def _import(args) -> int:
+    from .checkpoint import ModelSpec, import_weights, save_checkpoint
+    from .data import dataset_info, list_datasets
+    from .models import list_models
+    from .validation import check_choice, check_readable_file, check_writable
+
+    check_readable_file("weights", args.weights)
+    check_choice("--model", args.model, list_models())
+    check_choice("--dataset", args.dataset, list_datasets())
+    check_writable("--out", args.out, folder=False)
+    info = dataset_info(args.dataset)
+    spec = ModelSpec(
+        args.model, info.num_classes, info.in_channels, {"width": args.width, "stem": args.stem}, args.bits, args.weight_bits
+    )
+    checkpoint = import_weights(args.weights, spec, allow_pickle=args.allow_pickle)
+    save_checkpoint(args.out, checkpoint.build_model(), spec, training={"dataset": args.dataset, "imported_from": str(args.weights)})
+    print(f"{args.out}: {args.model} ({len(checkpoint.model_state)} tensors checked), bits={args.bits}")
     return 0
 
 
@@ -211,8 +254,10 @@ def _demo(args) -> int:
 
 
 def _write_json(path: Path, results: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    from .atomic import atomic_path
+
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results written to {path}")
 
 

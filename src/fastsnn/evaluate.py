@@ -111,10 +111,15 @@ def evaluate_checkpoint(
     dataset = dataset or checkpoint.training.get("dataset")
     if dataset is None:
         raise FastSNNError(f"{path} does not record its data set; pass --dataset")
+    checkpoint.spec.check_dataset(dataset)
+    float_model = None
+    if float_checkpoint is not None:
+        float_state = load_checkpoint(float_checkpoint)
+        checkpoint.spec.check_same_network(float_state.spec, f"float checkpoint {float_checkpoint}")
+        float_model = float_state.build_model()
     test_set = load_dataset(dataset, train=False, root=data_root)
     if limit is not None:
         test_set = torch.utils.data.Subset(test_set, range(min(limit, len(test_set))))
-    float_model = load_checkpoint(float_checkpoint).build_model() if float_checkpoint is not None else None
     results = evaluate_conversion(
         checkpoint.build_model(),
         DataLoader(test_set, batch_size=batch_size),

@@ -26,11 +26,11 @@ from .errors import FastSNNError, TrainingInterrupted
 from .evaluate import accuracy
 from .interrupt import stop_requests
 from .models import list_models
+from .models._layers import MAX_WIDTH
 from .quant import quantize, relu_percentiles
 from .validation import check_choice, check_float, check_folder, check_int, check_writable
 
 CALIBRATION_BATCHES = 8  # batches of training images used to set the first quantized stage's clips
-MAX_WIDTH = 8.0  # channel width multipliers above this build models too large to be meant
 
 
 @dataclasses.dataclass
