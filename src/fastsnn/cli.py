@@ -18,6 +18,12 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def _get_values(self, action, arg_strings):
+        # Python 3.11 drops an option value spelt "--" (as in --batch-size=--) and passes [] on unchecked.
+        if action.option_strings and "--" in arg_strings:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
+        return super()._get_values(action, arg_strings)
+
 
 def _int_in(low: int, high: int | None = None):
     """argparse type: an integer in [low, high]; argparse names the option and exits with status 2."""
