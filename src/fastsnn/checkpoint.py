@@ -8,12 +8,16 @@ Layout of one file (no pickle anywhere):
               ``spec``        JSON :class:`ModelSpec` (architecture, bits, weight bits)
               ``training``    JSON: epoch reached, epochs planned, optimizer hyper-parameters,
                               scheduler state, metrics — whatever the trainer records
+
+Pickle-based ``.pt`` / ``.pth`` files are never read by :func:`load_checkpoint`: unpickling can run
+arbitrary code. Bare weights from elsewhere enter through :func:`import_weights`, which reads a
+pickle file only on explicit opt-in, and then with ``torch.load(weights_only=True)``.
 """
 
 import dataclasses
 import json
-import os
-import tempfile
+import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -21,12 +25,21 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .atomic import atomic_path
 from .convert import convert
-from .errors import CheckpointError
+from .data import dataset_info
+from .errors import CheckpointError, DataError
 from .models import create_model
 from .quant import quantize
 
 FORMAT = "fastsnn-checkpoint-v1"
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".bin", ".ckpt")
+_PICKLE_REFUSAL = (
+    "{path} is a pickle-based PyTorch file, which fastsnn does not load by default because unpickling "
+    "can run arbitrary code hidden in the file; if you trust it, import its weights once with "
+    "`fastsnn import {path} --allow-pickle --model NAME --dataset NAME ...` (API: import_weights(path, spec, "
+    "allow_pickle=True)), which reads it with torch.load(weights_only=True) and writes a safetensors checkpoint"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +66,21 @@ class ModelSpec:
 
     def with_bits(self, bits: int | None) -> "ModelSpec":
         return dataclasses.replace(self, bits=bits)
+
+    def check_dataset(self, dataset: str) -> None:
+        """Raise :class:`DataError` unless data set ``dataset`` has this model's input channels and classes."""
+        info = dataset_info(dataset)
+        if (info.in_channels, info.num_classes) != (self.in_channels, self.num_classes):
+            raise DataError(
+                f"data set {dataset} has {info.in_channels} channel(s) and {info.num_classes} classes, but model "
+                f"{self.name} takes {self.in_channels} channel(s) and predicts {self.num_classes} classes; "
+                "pass the data set it was trained on"
+            )
+
+    def check_same_network(self, other: "ModelSpec", what: str) -> None:
+        """Raise :class:`CheckpointError` unless ``other`` is the same network (bit widths aside)."""
+        if dataclasses.replace(other, bits=None, weight_bits=None, snn=None) != dataclasses.replace(self, bits=None, weight_bits=None, snn=None):
+            raise CheckpointError(f"{what} is a different network ({other.name}, {other.options}) than {self.name}, {self.options}")
 
 
 @dataclasses.dataclass
@@ -97,17 +125,8 @@ def save_checkpoint(
     if save_rng:
         tensors["rng.torch"] = torch.get_rng_state()
     metadata = {"format": FORMAT, "spec": json.dumps(dataclasses.asdict(spec)), "training": json.dumps(training)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         save_file(tensors, temporary, metadata=metadata)
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -115,38 +134,127 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and validate a checkpoint written by :func:`save_checkpoint`.
 
     Raises:
-        CheckpointError: missing file, pickle-based file, corrupt or truncated file, wrong format.
+        CheckpointError: missing file, pickle-based file, corrupt or truncated file, wrong format or
+            metadata — always one line naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    if path.suffix in (".pt", ".pth", ".pkl", ".bin"):
-        raise CheckpointError(
-            f"{path} looks like a pickle-based PyTorch file; fastsnn reads only safetensors checkpoints, "
-            "because unpickling can run arbitrary code"
-        )
+    if path.suffix.lower() in PICKLE_SUFFIXES or _is_pickle_archive(path):
+        raise CheckpointError(_PICKLE_REFUSAL.format(path=path))
+    metadata, tensors = _read_safetensors(path)
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a fastsnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
+    try:
+        spec = _checked_spec(json.loads(metadata["spec"]))
+        training = json.loads(metadata["training"])
+        if not isinstance(training, dict):
+            raise ValueError("training state is not a JSON object")
+        optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
+        model_state = {}
+        for key, value in tensors.items():
+            if key.startswith("model."):
+                model_state[key.removeprefix("model.")] = value
+            elif key.startswith("optimizer."):
+                index, name = key.removeprefix("optimizer.").split(".", 1)
+                optimizer_state.setdefault(int(index), {})[name] = value
+            elif key != "rng.torch":
+                raise ValueError(f"unexpected tensor {key!r}")
+        rng_state = tensors.get("rng.torch")
+        if rng_state is not None and (rng_state.dtype != torch.uint8 or rng_state.dim() != 1):
+            raise ValueError("tensor 'rng.torch' is not a 1-D uint8 generator state")
+    except (KeyError, TypeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise CheckpointError(f"{path} has invalid metadata or tensor names ({error})") from None
+    return Checkpoint(spec, model_state, training, optimizer_state, rng_state)
+
+
+def import_weights(path: str | Path, spec: ModelSpec, *, allow_pickle: bool = False) -> Checkpoint:
+    """A checkpoint of ``spec`` holding the bare weights in ``path``, checked tensor by tensor.
+
+    ``path`` is a safetensors file of a plain state dict, or — only with ``allow_pickle=True`` — a
+    ``torch.save``'d state dict (or ``{"model" | "state_dict": state dict, ...}``), read with
+    ``torch.load(weights_only=True)``, which refuses any pickled object other than tensors and
+    plain containers.
+
+    Raises:
+        CheckpointError: refused pickle, unreadable file, not a state dict, or tensors that do not
+            match the model of ``spec`` (naming the tensor and both shapes).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} does not exist")
+    if path.suffix.lower() in PICKLE_SUFFIXES or _is_pickle_archive(path):
+        if not allow_pickle:
+            raise CheckpointError(_PICKLE_REFUSAL.format(path=path))
+        state = _read_pickled_state(path)
+    else:
+        state = _read_safetensors(path)[1]
+    checkpoint = Checkpoint(_checked_spec(dataclasses.asdict(spec)), state, {}, {}, None)
+    checkpoint.build_model()  # validates every name, shape and dtype
+    return checkpoint
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Metadata and tensors of a safetensors file; any defect is one CheckpointError naming it."""
     try:
         with safe_open(path, framework="pt") as reader:
             metadata = reader.metadata() or {}
             tensors = {key: reader.get_tensor(key) for key in reader.keys()}
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path} is not a readable safetensors checkpoint (corrupt or truncated?): {error}") from None
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a fastsnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        detail = " ".join(str(error).split())[:200]
+        raise CheckpointError(f"{path} is not a readable safetensors file (corrupt or truncated?): {detail}") from None
+    return metadata, tensors
+
+
+def _read_pickled_state(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a ``torch.save`` file, loaded with ``weights_only=True`` onto the CPU."""
     try:
-        spec = ModelSpec(**json.loads(metadata["spec"]))
-        training = json.loads(metadata["training"])
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path} has unreadable metadata ({error})") from None
-    optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
-    model_state = {}
-    for key, value in tensors.items():
-        if key.startswith("model."):
-            model_state[key.removeprefix("model.")] = value
-        elif key.startswith("optimizer."):
-            index, name = key.removeprefix("optimizer.").split(".", 1)
-            optimizer_state.setdefault(int(index), {})[name] = value
-    return Checkpoint(spec, model_state, training, optimizer_state, tensors.get("rng.torch"))
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        detail = " ".join(str(error).split())[:200]
+        raise CheckpointError(f"{path} cannot be read as weights only (corrupt, or holds more than tensors?): {detail}") from None
+    for key in ("model", "state_dict"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+            break
+    if not (isinstance(loaded, dict) and loaded and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items())):
+        raise CheckpointError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    return dict(loaded)
+
+
+def _is_pickle_archive(path: Path) -> bool:
+    """Whether ``path`` is a ``torch.save`` zip archive (holding a pickle), whatever its suffix."""
+    try:
+        return zipfile.is_zipfile(path) and any(name.endswith("data.pkl") for name in zipfile.ZipFile(path).namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _checked_spec(fields) -> ModelSpec:
+    """A ModelSpec from JSON-like ``fields`` whose every field has a valid type and range, else ValueError."""
+    if not isinstance(fields, dict):
+        raise ValueError("spec is not a JSON object")
+    spec = ModelSpec(**fields)
+    checks = {
+        "name": isinstance(spec.name, str),
+        "num_classes": _is_int(spec.num_classes) and spec.num_classes >= 1,
+        "in_channels": _is_int(spec.in_channels) and spec.in_channels >= 1,
+        "options": isinstance(spec.options, dict),
+        "bits": spec.bits is None or (_is_int(spec.bits) and 1 <= spec.bits <= 8),
+        "weight_bits": spec.weight_bits is None or (_is_int(spec.weight_bits) and 2 <= spec.weight_bits <= 16),
+        "snn": spec.snn is None or (
+            isinstance(spec.snn, dict) and spec.snn.keys() == {"T", "signed"} and _is_int(spec.snn["T"])
+            and spec.snn["T"] >= 1 and isinstance(spec.snn["signed"], bool)
+        ),
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise ValueError(f"spec field(s) {', '.join(bad)} invalid: {fields}")
+    return spec
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpec) -> None:
@@ -164,6 +272,10 @@ def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], spec: M
             raise CheckpointError(
                 f"checkpoint tensor {key!r} has shape {tuple(tensor.shape)} but model {spec.name} "
                 f"expects {tuple(expected[key].shape)}"
+            )
+        if tensor.dtype.is_floating_point != expected[key].dtype.is_floating_point:
+            raise CheckpointError(
+                f"checkpoint tensor {key!r} has dtype {tensor.dtype} but model {spec.name} expects {expected[key].dtype}"
             )
     model.load_state_dict(state)
 

@@ -7,8 +7,23 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import FastSNNError
+from .errors import FastSNNError, TrainingInterrupted
 from .finetune import OBJECTIVES
+
+INTERRUPTED = 130  # exit status after Ctrl-C, as shells report it
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (naming the option and what it accepts), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _get_values(self, action, arg_strings):
+        # Python 3.11 drops an option value spelt "--" (as in --batch-size=--) and passes [] on unchecked.
+        if action.option_strings and "--" in arg_strings:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
+        return super()._get_values(action, arg_strings)
 
 
 def _int_in(low: int, high: int | None = None):
@@ -58,10 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     except FastSNNError as error:
         print(f"fastsnn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:
+        print(f"fastsnn {args.command}: {stop}", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"fastsnn {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastsnn", description="Convert quantized ANNs into fast spiking networks.")
+    parser = _Parser(prog="fastsnn", description="Convert quantized ANNs into fast spiking networks.")
     parser.add_argument("--version", action="version", version=f"fastsnn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -113,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     finetune.add_argument("--limit", type=_int_in(1), help="tune on the first N training images only")
     finetune.add_argument("--dataset", help="data set (default: the one the checkpoint was trained on)")
     finetune.add_argument("--data-root")
-    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=0)
     finetune.add_argument("--json", type=Path, help="also write the per-layer report here")
     finetune.add_argument("--quiet", action="store_true", help="no progress bar")
     finetune.set_defaults(run=_finetune)
@@ -129,6 +150,18 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--batch-size", type=_int_in(1), default=250)
     analyze.add_argument("--out", type=Path, help="folder for conversion_errors.json and .png (default: beside the checkpoint)")
     analyze.set_defaults(run=_analyze)
+
+    weights = commands.add_parser("import", help="turn a bare state dict (safetensors, or a trusted .pt) into a checked fastsnn checkpoint")
+    weights.add_argument("weights", type=Path, help="state dict file: .safetensors, or .pt/.pth with --allow-pickle")
+    weights.add_argument("--model", required=True, help="registry name (see fastsnn.models.list_models)")
+    weights.add_argument("--dataset", required=True, help="the data set it was trained on (sets channels and classes)")
+    weights.add_argument("--bits", type=_int_in(1, 8), help="activation bits of a QANN (omit for a float ANN)")
+    weights.add_argument("--weight-bits", type=_int_in(2, 16))
+    weights.add_argument("--width", type=_positive_float, default=1.0, help="channel width multiplier")
+    weights.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
+    weights.add_argument("--allow-pickle", action="store_true", help="read a pickle-based .pt/.pth file (weights only); only for files you trust")
+    weights.add_argument("--out", type=Path, required=True, help="the fastsnn checkpoint to write (.safetensors)")
+    weights.set_defaults(run=_import)
 
     demo = commands.add_parser("demo", help="train a small VGG on real MNIST at 2 bits, convert (T = 3), print the table")
     _add_training_options(demo, defaults=DEMO_DEFAULTS)
@@ -160,10 +193,15 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None
     parser.add_argument("--batch-size", type=_int_in(1), default=base.batch_size)
     parser.add_argument("--lr", type=_positive_float, default=base.lr, help="float-stage learning rate")
     parser.add_argument("--quant-lr", type=_positive_float, default=base.quant_lr, help="quantized-stage learning rate")
-    parser.add_argument("--seed", type=int, default=base.seed)
+    parser.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=base.seed)
     parser.add_argument("--train-limit", type=_int_in(1), help="train on the first N images only")
     parser.add_argument("--test-limit", type=_int_in(1), help="test on the first N images only")
     parser.add_argument("--out", default=defaults.get("out", base.out_dir), help="folder for the stage checkpoints")
+    parser.add_argument("--checkpoint-every", type=_int_in(1), metavar="STEPS", help="also checkpoint every STEPS steps within an epoch")
+    parser.add_argument(
+        "--checkpoint-seconds", type=_positive_float, default=base.checkpoint_seconds, metavar="S",
+        help=f"and after a step once S seconds passed since the last checkpoint (default {base.checkpoint_seconds:g})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -175,7 +213,8 @@ def _train_config(args):
         stem=args.stem, weight_bits=args.weight_bits, float_epochs=args.float_epochs, epochs=args.epochs, final_epochs=args.final_epochs,
         progressive=not args.no_progressive, batch_size=args.batch_size, lr=args.lr, quant_lr=args.quant_lr,
         seed=args.seed, data_root=args.data_root, out_dir=args.out, train_limit=args.train_limit,
-        test_limit=args.test_limit, progress=not args.quiet,
+        test_limit=args.test_limit, checkpoint_every=args.checkpoint_every, checkpoint_seconds=args.checkpoint_seconds,
+        progress=not args.quiet,
     )
 
 
@@ -201,6 +240,7 @@ def _convert(args) -> int:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .convert import convert
 
+    _check_paths(args, read=("checkpoint",), write=("--out",))
     checkpoint = load_checkpoint(args.checkpoint)
     snn = convert(checkpoint.build_model(), signed=not args.unsigned, T=args.time_steps)
     spec = dataclasses.replace(checkpoint.spec, snn={"T": snn.T, "signed": not args.unsigned})
@@ -212,6 +252,7 @@ def _convert(args) -> int:
 def _evaluate(args) -> int:
     from .evaluate import evaluate_checkpoint, format_results
 
+    _check_paths(args, read=("checkpoint", "--float-checkpoint", "--finetuned"), write=("--json",))
     results = evaluate_checkpoint(
         args.checkpoint, float_checkpoint=args.float_checkpoint, finetuned=args.finetuned, rate_norm=args.rate_norm,
         rate_norm_time_steps=args.rate_norm_T, time_steps=args.time_steps, dataset=args.dataset,
@@ -226,6 +267,7 @@ def _evaluate(args) -> int:
 def _finetune(args) -> int:
     from .finetune.from_checkpoint import finetune_checkpoint, format_reports
 
+    _check_paths(args, read=("checkpoint",), write=("--out", "--json"))
     reports = finetune_checkpoint(
         args.checkpoint, args.out, T=args.time_steps, signed=not args.unsigned, objective=args.objective,
         steps_per_layer=args.steps, lr=args.lr, batch_size=args.batch_size, held_out=args.held_out, limit=args.limit,
@@ -241,6 +283,7 @@ def _finetune(args) -> int:
 def _analyze(args) -> int:
     from .analysis import analyze_checkpoint, format_conversion_errors, plot_conversion_errors
 
+    _check_paths(args, read=("checkpoint", "--float-checkpoint", "--finetuned"), write_folder=("--out",))
     errors = analyze_checkpoint(
         args.checkpoint, float_checkpoint=args.float_checkpoint, finetuned=args.finetuned, T=args.time_steps,
         dataset=args.dataset, data_root=args.data_root, limit=args.limit, batch_size=args.batch_size,
@@ -249,6 +292,24 @@ def _analyze(args) -> int:
     out = args.out or args.checkpoint.parent / f"{args.checkpoint.stem}-analysis"
     _write_json(out / "conversion_errors.json", errors.as_dict())
     print(f"plot written to {plot_conversion_errors(errors, out / 'conversion_errors.png', title=args.checkpoint.name)}")
+
+def _import(args) -> int:
+    from .checkpoint import ModelSpec, import_weights, save_checkpoint
+    from .data import dataset_info, list_datasets
+    from .models import list_models
+    from .validation import check_choice, check_readable_file, check_writable
+
+    check_readable_file("weights", args.weights)
+    check_choice("--model", args.model, list_models())
+    check_choice("--dataset", args.dataset, list_datasets())
+    check_writable("--out", args.out, folder=False)
+    info = dataset_info(args.dataset)
+    spec = ModelSpec(
+        args.model, info.num_classes, info.in_channels, {"width": args.width, "stem": args.stem}, args.bits, args.weight_bits
+    )
+    checkpoint = import_weights(args.weights, spec, allow_pickle=args.allow_pickle)
+    save_checkpoint(args.out, checkpoint.build_model(), spec, training={"dataset": args.dataset, "imported_from": str(args.weights)})
+    print(f"{args.out}: {args.model} ({len(checkpoint.model_state)} tensors checked), bits={args.bits}")
     return 0
 
 
@@ -257,7 +318,7 @@ def _demo(args) -> int:
     from .evaluate import evaluate_checkpoint, format_results
     from .train import train_progressive
 
-    config = _train_config(args)
+    config = _train_config(args).validate()
     print(fetch_dataset(config.dataset, root=config.data_root))
     paths = train_progressive(config)
     final = list(paths.values())[-1]  # the last stage trained: the target bit width
@@ -269,9 +330,35 @@ def _demo(args) -> int:
     return 0
 
 
+def _check_paths(args, *, read=(), write=(), write_folder=()) -> None:
+    """Up-front checks of the path options (named as typed, e.g. ``--float-checkpoint``) and of
+    ``--data-root``, before any work starts or any output is written."""
+    from .validation import check_folder, check_readable_file, check_writable
+
+    def paths(option):
+        value = getattr(args, option.lstrip("-").replace("-", "_"))
+        return value if isinstance(value, list) else [] if value is None else [value]
+
+    inputs = {}
+    for option in read:
+        for path in paths(option):
+            inputs[check_readable_file(option, path).resolve()] = option
+    if getattr(args, "data_root", None) is not None:
+        check_folder("--data-root", args.data_root)
+    for option in write:
+        for path in paths(option):
+            if check_writable(option, path, folder=False).resolve() in inputs:
+                raise FastSNNError(f"{option} {path} is also the {inputs[path.resolve()]} input; writing it would destroy that file")
+    for option in write_folder:
+        for path in paths(option):
+            check_writable(option, path, folder=True)
+
+
 def _write_json(path: Path, results: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    from .atomic import atomic_path
+
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results written to {path}")
 
 

@@ -19,3 +19,7 @@ class ConversionError(FastSNNError):
 
 class CheckpointError(FastSNNError):
     """A checkpoint is missing, corrupt, or does not match the model it rebuilds."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on request (Ctrl-C) after saving a checkpoint; the CLI exits with status 130."""

@@ -12,7 +12,7 @@ from .convert import convert, convert_rate_norm
 from .data import load_dataset
 from .errors import FastSNNError
 from .table import format_table
-from .runs import calibration_batches, dataset_of, default_device, load_qann, load_snn, snn_label, test_loader
+from .runs import calibration_batches, dataset_of, default_device, load_float, load_qann, load_snn, snn_label, test_loader
 
 
 @torch.no_grad()
@@ -156,10 +156,10 @@ def evaluate_checkpoint(
     checkpoint, qann = load_qann(path)
     dataset = dataset_of(checkpoint, path, dataset)
     time_steps = time_steps or [2**checkpoint.spec.bits - 1]
-    float_model = load_checkpoint(float_checkpoint).build_model() if float_checkpoint is not None else None
+    float_model = load_float(float_checkpoint, like=checkpoint) if float_checkpoint is not None else None
     extra = {}
     for snn_path in finetuned:
-        snn_checkpoint, snn = load_snn(snn_path)
+        snn_checkpoint, snn = load_snn(snn_path, like=checkpoint)
         extra[(snn_label(snn_checkpoint), snn.T)] = snn
     if rate_norm:
         if float_model is None:

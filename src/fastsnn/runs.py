@@ -21,12 +21,21 @@ def load_qann(path: str | Path) -> tuple[Checkpoint, nn.Module]:
     return checkpoint, checkpoint.build_model()
 
 
-def load_snn(path: str | Path) -> tuple[Checkpoint, SpikingNetwork]:
-    """The checkpoint at ``path`` and the spiking network it holds (from `fastsnn convert` or `finetune`)."""
+def load_snn(path: str | Path, *, like: Checkpoint) -> tuple[Checkpoint, SpikingNetwork]:
+    """The checkpoint at ``path`` and the spiking network it holds (from `fastsnn convert` or `finetune`),
+    which must be the same network as the QANN checkpoint ``like``."""
     checkpoint = load_checkpoint(path)
     if checkpoint.spec.snn is None:
         raise FastSNNError(f"{path} does not hold a spiking network; pass a checkpoint written by `fastsnn finetune` or `fastsnn convert`")
+    like.spec.check_same_network(checkpoint.spec, f"SNN checkpoint {path}")
     return checkpoint, checkpoint.build_model()
+
+
+def load_float(path: str | Path, *, like: Checkpoint) -> nn.Module:
+    """The float ANN at ``path``, which must be the same network as the QANN checkpoint ``like``."""
+    checkpoint = load_checkpoint(path)
+    like.spec.check_same_network(checkpoint.spec, f"float checkpoint {path}")
+    return checkpoint.build_model()
 
 
 def snn_label(checkpoint: Checkpoint) -> str:
@@ -37,10 +46,12 @@ def snn_label(checkpoint: Checkpoint) -> str:
 
 
 def dataset_of(checkpoint: Checkpoint, path: str | Path, override: str | None) -> str:
-    """``override`` if given, else the data set recorded in the checkpoint at training."""
+    """``override`` if given, else the data set recorded in the checkpoint at training; its channels
+    and classes must match the model's."""
     dataset = override or checkpoint.training.get("dataset")
     if dataset is None:
         raise FastSNNError(f"{path} does not record its data set; pass --dataset")
+    checkpoint.spec.check_dataset(dataset)
     return dataset
 
 

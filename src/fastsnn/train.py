@@ -1,12 +1,16 @@
 """Training of float and quantized ANNs, with the progressive bit-width schedule float → 4 → 3 → 2.
 
 Single process, or DDP when started by ``torchrun`` (see :mod:`fastsnn.distributed`). Every epoch
-ends with an atomic safetensors checkpoint holding the model, optimizer, scheduler and RNG state,
-so running the same command again resumes where it stopped.
+ends, and every ``checkpoint_every`` steps / ``checkpoint_seconds`` within an epoch, with an atomic
+safetensors checkpoint holding the model, optimizer, scheduler, RNG state and the position in the
+epoch, so running the same command again after a crash (even SIGKILL) resumes where it stopped and
+ends with the same weights, to the last bit, as an uninterrupted run. Ctrl-C finishes the current
+step, saves, and raises :class:`TrainingInterrupted`.
 """
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -17,10 +21,14 @@ from tqdm import tqdm
 
 from . import distributed
 from .checkpoint import ModelSpec, load_checkpoint, restore_optimizer, save_checkpoint
-from .data import dataset_info, load_dataset
-from .errors import FastSNNError
+from .data import dataset_info, list_datasets, load_dataset
+from .errors import FastSNNError, TrainingInterrupted
 from .evaluate import accuracy
+from .interrupt import stop_requests
+from .models import list_models
+from .models._layers import MAX_WIDTH
 from .quant import quantize, relu_percentiles
+from .validation import check_choice, check_float, check_folder, check_int, check_writable
 
 CALIBRATION_BATCHES = 8  # batches of training images used to set the first quantized stage's clips
 
@@ -50,7 +58,36 @@ class TrainConfig:
     out_dir: str = "runs/train"
     train_limit: int | None = None  # use only the first N training images (quick runs, tests)
     test_limit: int | None = None
+    checkpoint_every: int | None = None  # also checkpoint every N steps within an epoch
+    checkpoint_seconds: float | None = 300.0  # and after a step once this much time passed since the last save
     progress: bool = True
+
+    def validate(self) -> "TrainConfig":
+        """Check every field up front; raises :class:`FastSNNError` naming the field (and its CLI option)."""
+        check_choice("model (--model)", self.model, list_models())
+        check_choice("dataset (--dataset)", self.dataset, list_datasets())
+        check_int("bits (--bits)", self.bits, 1, 8, optional=True)
+        check_float("width (--width)", self.width, 0, MAX_WIDTH)
+        check_choice("stem (--stem)", self.stem, ["cifar", "imagenet"])
+        check_int("weight_bits (--weight-bits)", self.weight_bits, 2, 16, optional=True)
+        check_int("float_epochs (--float-epochs)", self.float_epochs, 0)
+        check_int("epochs (--epochs)", self.epochs, 0)
+        check_int("final_epochs (--final-epochs)", self.final_epochs, 0, optional=True)
+        check_int("batch_size (--batch-size)", self.batch_size, 1)
+        check_float("lr (--lr)", self.lr, 0, math.inf, high_open=True)
+        check_float("quant_lr (--quant-lr)", self.quant_lr, 0, math.inf, high_open=True)
+        check_float("momentum", self.momentum, 0, 1, low_open=False, high_open=True)
+        check_float("weight_decay", self.weight_decay, 0, math.inf, low_open=False, high_open=True)
+        check_float("calibration_percentile", self.calibration_percentile, 0, 100)
+        check_int("seed (--seed)", self.seed, 0, 2**32 - 1)
+        check_int("train_limit (--train-limit)", self.train_limit, 1, optional=True)
+        check_int("test_limit (--test-limit)", self.test_limit, 1, optional=True)
+        check_int("checkpoint_every (--checkpoint-every)", self.checkpoint_every, 1, optional=True)
+        check_float("checkpoint_seconds (--checkpoint-seconds)", self.checkpoint_seconds, 0, math.inf, high_open=True, optional=True)
+        if self.data_root is not None:
+            check_folder("data root (--data-root)", self.data_root)
+        check_writable("output folder (--out)", self.out_dir, folder=True)
+        return self
 
     def stages(self) -> list[int | None]:
         """Bit widths trained in order; None is the float stage."""
@@ -84,8 +121,10 @@ def stage_checkpoint(out_dir: str | Path, bits: int | None) -> Path:
 def train_progressive(config: TrainConfig) -> dict[str, Path]:
     """Train every stage of ``config.stages()``; returns ``{"float": path, "q4": path, ...}`` in stage order.
 
-    A stage whose checkpoint is complete is skipped; an incomplete one is resumed.
+    A stage whose checkpoint is complete is skipped; an incomplete one is resumed. ``config`` is
+    validated first, so a bad value fails before any data is read or file written.
     """
+    config.validate()
     device = distributed.init_from_environment()
     train_set, test_set = _datasets(config)
     spec = config.spec()
@@ -123,17 +162,21 @@ def fit(
     config: TrainConfig,
     device: torch.device = torch.device("cpu"),
 ) -> nn.Module:
-    """Train ``model`` for ``epochs`` (SGD, cosine schedule per step), checkpointing each epoch.
+    """Train ``model`` for ``epochs`` (SGD, cosine schedule per step), checkpointing each epoch and within it.
 
-    If ``checkpoint_path`` holds a checkpoint of the same spec, training resumes from it (and
-    returns at once when it is complete).
+    If ``checkpoint_path`` holds a checkpoint of the same spec, training resumes from it, at the
+    step where it stopped (and returns at once when it is complete).
+
+    Raises:
+        FastSNNError: the loss became NaN or infinite (nothing is saved: the last checkpoint is the last good state).
+        TrainingInterrupted: Ctrl-C; a checkpoint of the current position was saved first.
     """
     model = model.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
     steps_per_epoch = len(_train_loader(train_set, config, epoch=0))
     total_steps = max(1, epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
-    start_epoch, history = 0, []
+    start_epoch, start_step, running, history = 0, 0, 0.0, []
     if checkpoint_path.exists():
         checkpoint = load_checkpoint(checkpoint_path)
         if checkpoint.spec != spec:
@@ -145,35 +188,68 @@ def fit(
         scheduler.load_state_dict(checkpoint.training["scheduler"])
         if checkpoint.rng_state is not None:
             torch.set_rng_state(checkpoint.rng_state)
-        start_epoch, history = checkpoint.training["epoch"], checkpoint.training["history"]
-    trained = DistributedDataParallel(model) if distributed.is_distributed() else model
-    loss_fn = nn.CrossEntropyLoss()
-    for epoch in range(start_epoch, epochs):
-        trained.train()
-        loader = _train_loader(train_set, config, epoch)
-        bar = tqdm(loader, desc=f"{checkpoint_path.stem} epoch {epoch + 1}/{epochs}", disable=not config.progress or distributed.rank() != 0, leave=False)
-        running = 0.0
-        for step, (images, labels) in enumerate(bar):
-            loss = loss_fn(trained(images.to(device)), labels.to(device))
-            if not torch.isfinite(loss):
-                raise FastSNNError(f"loss became {loss.item()} in {checkpoint_path.stem} epoch {epoch + 1}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            running += (loss.item() - running) / (step + 1)
-            bar.set_postfix(loss=f"{running:.4f}")
-        test_accuracy = accuracy(model, _eval_loader(test_set, config), device=device)
-        history.append({"epoch": epoch + 1, "train_loss": running, "test_accuracy": test_accuracy})
+        position = checkpoint.training
+        start_epoch, start_step, history = position["epoch"], position.get("step", 0), position["history"]
+        running = position.get("running_loss", 0.0)
+
+    def save(epoch: int, step: int, running: float) -> None:
+        """Checkpoint after ``step`` steps of epoch ``epoch`` (0-based; step 0 = before the epoch)."""
         if distributed.rank() == 0:
-            if config.progress:
-                tqdm.write(f"{checkpoint_path.stem} epoch {epoch + 1}/{epochs}: loss {running:.4f}, test accuracy {100 * test_accuracy:.2f}%")
             save_checkpoint(
                 checkpoint_path, model, spec, optimizer=optimizer, save_rng=True,
-                training={"dataset": config.dataset, "epoch": epoch + 1, "epochs": epochs, "history": history, "scheduler": scheduler.state_dict()},
+                training={
+                    "dataset": config.dataset, "epoch": epoch, "step": step, "running_loss": running, "epochs": epochs,
+                    "history": history, "scheduler": scheduler.state_dict(),
+                },
             )
-        distributed.barrier()
+
+    trained = DistributedDataParallel(model) if distributed.is_distributed() else model
+    loss_fn = nn.CrossEntropyLoss()
+    with stop_requests(enabled=not distributed.is_distributed()) as stop_requested:
+        for epoch in range(start_epoch, epochs):
+            trained.train()
+            skip = start_step if epoch == start_epoch else 0
+            running = running if epoch == start_epoch else 0.0
+            loader = _train_loader(train_set, config, epoch, skip_batches=skip)
+            where = f"{checkpoint_path.stem} epoch {epoch + 1}/{epochs}"
+            bar = tqdm(loader, desc=where, initial=skip, total=steps_per_epoch, disable=not config.progress or distributed.rank() != 0, leave=False)
+            last_save = time.monotonic()
+            for step, (images, labels) in enumerate(bar, start=skip):
+                loss = loss_fn(trained(images.to(device)), labels.to(device))
+                if not torch.isfinite(loss):
+                    raise FastSNNError(
+                        f"loss became {loss.item()} in {where} step {step + 1}; stopped without saving, so "
+                        f"{checkpoint_path} keeps the last good state; lower the learning rate"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                running += (loss.item() - running) / (step + 1)
+                bar.set_postfix(loss=f"{running:.4f}")
+                if stop_requested():
+                    save(epoch, step + 1, running)
+                    raise TrainingInterrupted(
+                        f"interrupted; saved {checkpoint_path} after step {step + 1}/{steps_per_epoch} of {where}; "
+                        "run the same command again to resume"
+                    )
+                if step + 1 < steps_per_epoch and _checkpoint_due(config, step + 1, last_save):
+                    save(epoch, step + 1, running)
+                    last_save = time.monotonic()
+            test_accuracy = accuracy(model, _eval_loader(test_set, config), device=device)
+            history.append({"epoch": epoch + 1, "train_loss": running, "test_accuracy": test_accuracy})
+            if config.progress and distributed.rank() == 0:
+                tqdm.write(f"{where}: loss {running:.4f}, test accuracy {100 * test_accuracy:.2f}%")
+            save(epoch + 1, 0, 0.0)
+            distributed.barrier()
     return model.cpu()
+
+
+def _checkpoint_due(config: TrainConfig, steps_done: int, last_save: float) -> bool:
+    """Whether a mid-epoch checkpoint is due after ``steps_done`` steps of the epoch."""
+    by_steps = config.checkpoint_every is not None and steps_done % config.checkpoint_every == 0
+    by_time = config.checkpoint_seconds is not None and time.monotonic() - last_save >= config.checkpoint_seconds
+    return by_steps or by_time
 
 
 def _stage_epochs(config: TrainConfig, index: int) -> int:
@@ -193,14 +269,22 @@ def _datasets(config: TrainConfig) -> tuple[Dataset, Dataset]:
     return train_set, test_set
 
 
-def _train_loader(train_set: Dataset, config: TrainConfig, epoch: int) -> DataLoader:
-    """Shuffled batches whose order depends only on (seed, epoch), so a resumed run sees the same ones."""
+def _train_loader(train_set: Dataset, config: TrainConfig, epoch: int, skip_batches: int = 0) -> DataLoader:
+    """Shuffled batches whose order depends only on (seed, epoch), less the first ``skip_batches``.
+
+    So a resumed run sees exactly the batches an uninterrupted one would. The loader has its own
+    generator, so iterating it draws nothing from the global RNG (which augmentation uses).
+    """
     if distributed.is_distributed():
         sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed, drop_last=True)
         sampler.set_epoch(epoch)
+        order = list(sampler)
     else:
-        sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
-    return DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=len(train_set) > config.batch_size)
+        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).tolist()
+    return DataLoader(
+        train_set, batch_size=config.batch_size, sampler=order[skip_batches * config.batch_size :],
+        drop_last=len(train_set) > config.batch_size, generator=torch.Generator().manual_seed(config.seed),
+    )
 
 
 def _eval_loader(test_set: Dataset, config: TrainConfig) -> DataLoader:

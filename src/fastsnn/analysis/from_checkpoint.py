@@ -5,10 +5,9 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint
 from ..convert import convert
 from ..errors import FastSNNError
-from ..runs import dataset_of, default_device, load_qann, load_snn, snn_label, test_loader
+from ..runs import dataset_of, default_device, load_float, load_qann, load_snn, snn_label, test_loader
 from .conversion_error import ConversionErrors, conversion_errors
 
 
@@ -32,7 +31,7 @@ def analyze_checkpoint(
     checkpoint, qann = load_qann(path)
     variants = {"unsigned": convert(qann, signed=False, T=T), "signed": convert(qann, signed=True, T=T)}
     for snn_path in finetuned:
-        snn_checkpoint, snn = load_snn(snn_path)
+        snn_checkpoint, snn = load_snn(snn_path, like=checkpoint)
         if snn.T != variants["signed"].T:
             raise FastSNNError(f"{snn_path} simulates T={snn.T} but the analysis runs at T={variants['signed'].T}; pass -T {snn.T}")
         variants[snn_label(snn_checkpoint).removeprefix("SNN ")] = snn
@@ -40,6 +39,6 @@ def analyze_checkpoint(
         qann,
         variants,
         test_loader(dataset_of(checkpoint, path, dataset), data_root, batch_size=batch_size, limit=limit),
-        float_model=load_checkpoint(float_checkpoint).build_model() if float_checkpoint is not None else None,
+        float_model=load_float(float_checkpoint, like=checkpoint) if float_checkpoint is not None else None,
         device=device or default_device(),
     )

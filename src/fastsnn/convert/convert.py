@@ -47,6 +47,8 @@ def convert(qann: nn.Module, signed: bool = True, T: int | None = None) -> Spiki
         T = 2 ** bit_widths.pop() - 1
     if not isinstance(T, int) or isinstance(T, bool) or T < 1:
         raise ConversionError(f"T must be a positive integer, got {T!r}")
+    if not isinstance(signed, bool):
+        raise ConversionError(f"signed must be True or False, got {signed!r}")
 
     body = copy.deepcopy(qann)
     swap_modules(body, lambda path, module: _spiking(path, module, T, signed))

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from ..neuron import IFNeuron
+from .memory_guard import run_in_chunks
 
 
 class SpikingNetwork(nn.Module):
@@ -22,6 +23,7 @@ class SpikingNetwork(nn.Module):
         super().__init__()
         self.body = body
         self._T = T
+        self._bytes_per_sample: dict = {}  # measured by the memory guard, per input signature
 
     @property
     def T(self) -> int:
@@ -40,7 +42,14 @@ class SpikingNetwork(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor):
-        """``x [B, ...]`` -> body output averaged over T (same structure as the QANN's output)."""
+        """``x [B, ...]`` -> body output averaged over T (same structure as the QANN's output).
+
+        A batch too large for free memory at T steps is simulated in chunks along B (same result);
+        see :mod:`fastsnn.convert.memory_guard`.
+        """
+        return run_in_chunks(self._simulate, self.body, x, self.T, self._bytes_per_sample)
+
+    def _simulate(self, x: torch.Tensor):
         repeated = x.unsqueeze(0).expand(self.T, *x.shape).reshape(self.T * x.shape[0], *x.shape[1:])
         return _mean_over_time(self.body(repeated), self.T)
 

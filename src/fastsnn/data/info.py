@@ -47,9 +47,6 @@ def list_datasets() -> list[str]:
 
 def dataset_info(name: str) -> DatasetInfo:
     """The :class:`DatasetInfo` of data set ``name``; raises :class:`DataError` for an unknown name."""
-    try:
-        return _INFOS[name]
-    except KeyError:
-        raise DataError(
-            f"Unknown data set {name!r}; choose one of: {', '.join(list_datasets())}."
-        ) from None
+    if not isinstance(name, str) or name not in _INFOS:
+        raise DataError(f"Unknown data set {name!r}; choose one of: {', '.join(list_datasets())}.")
+    return _INFOS[name]

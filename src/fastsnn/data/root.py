@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from fastsnn.errors import DataError
+
 ENV_VAR = "FASTSNN_DATA"
 
 
@@ -17,5 +19,15 @@ def default_data_root() -> Path:
 
 
 def resolve_root(root: str | Path | None) -> Path:
-    """``root`` as a ``Path`` (``~`` expanded), or :func:`default_data_root` when ``None``."""
-    return default_data_root() if root is None else Path(root).expanduser()
+    """``root`` as a ``Path`` (``~`` expanded), or :func:`default_data_root` when ``None``.
+
+    Raises :class:`DataError` for a value that cannot name a folder (not a path, NUL byte, too long).
+    """
+    try:
+        path = default_data_root() if root is None else Path(root).expanduser()
+        if "\x00" in str(path):
+            raise ValueError("embedded null byte")
+        path.exists()  # raises for a name too long for the file system
+    except (TypeError, ValueError, OSError) as error:
+        raise DataError(f"data root {str(root)[:200]!r} is not a usable path ({error})") from None
+    return path

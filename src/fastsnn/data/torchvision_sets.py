@@ -13,12 +13,18 @@ import torch
 from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
 from torchvision.datasets.utils import check_integrity
 
+from fastsnn.data.integrity import safe_extract, verify_sha256
 from fastsnn.data.report import DataReport
 from fastsnn.data.tensor_dataset import ImageTensorDataset, LabelledImages
 from fastsnn.errors import DataError
 
 _CIFAR = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 _CIFAR_TITLE = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+# SHA-256 of the official archives (cifar-10-python.tar.gz, cifar-100-python.tar.gz), checked before extraction.
+CIFAR_ARCHIVE_SHA256 = {
+    "cifar10": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    "cifar100": "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+}
 _IMAGENET_SPLITS = {True: "train", False: "val"}
 
 
@@ -40,12 +46,20 @@ def read_cifar(name: str, root: Path, *, train: bool) -> LabelledImages:
 
 
 def _check_cifar_folder(name: str, folder: Path) -> None:
-    base = folder / _CIFAR[name].base_folder
+    """The extracted folder exists, or is made from the official archive (hash-checked) lying in ``folder``."""
+    cls = _CIFAR[name]
+    base = folder / cls.base_folder
+    archive = folder / cls.filename
+    if not base.is_dir() and archive.is_file():
+        verify_sha256(
+            archive, CIFAR_ARCHIVE_SHA256[name], what=f"The {_CIFAR_TITLE[name]} archive",
+            remedy=f"it is not the official {cls.filename}, so download {cls.url} again",
+        )
+        safe_extract(archive, folder)
     if not base.is_dir():
-        cls = _CIFAR[name]
         raise DataError(
             f"{_CIFAR_TITLE[name]} not found: expected the extracted folder {cls.base_folder} at {base}; "
-            f"download {cls.url} and extract it into {folder}."
+            f"download {cls.url} into {folder} (it is checked and extracted there) or extract it there yourself."
         )
 
 

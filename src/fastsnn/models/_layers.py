@@ -11,6 +11,10 @@ from fastsnn.models.registry import ModelError
 
 STEMS = ("cifar", "imagenet")
 MIN_CHANNELS = 4
+# Upper bounds that keep a typo (or a hostile checkpoint) from asking for a model of many gigabytes.
+MAX_WIDTH = 8.0
+MAX_CLASSES = 100_000
+MAX_IN_CHANNELS = 1024
 
 
 def check_stem(stem: str) -> str:
@@ -23,29 +27,29 @@ def check_stem(stem: str) -> str:
 
 
 def check_width(width: float) -> float:
-    """Return ``width`` as a float if it is a finite number > 0, else raise naming the option."""
+    """Return ``width`` as a float if it is a finite number in (0, MAX_WIDTH], else raise naming the option."""
     if (
         isinstance(width, bool)
         or not isinstance(width, numbers.Real)
         or not math.isfinite(width)
-        or width <= 0
+        or not 0 < width <= MAX_WIDTH
     ):
-        raise ModelError(f"width must be a finite number > 0, got width={width!r}")
+        raise ModelError(f"width must be a finite number in (0, {MAX_WIDTH:g}], got width={width!r}")
     return float(width)
 
 
-def check_count(option: str, value: int) -> int:
-    """Return ``value`` if it is an integer >= 1, else raise naming ``option``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ModelError(f"{option} must be an integer >= 1, got {option}={value!r}")
+def check_count(option: str, value: int, high: int) -> int:
+    """Return ``value`` if it is an integer in 1..high, else raise naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= high:
+        raise ModelError(f"{option} must be an integer in 1..{high}, got {option}={value!r}")
     return int(value)
 
 
 def check_options(num_classes: int, in_channels: int, width: float, stem: str) -> tuple[int, int, float, str]:
     """Validate the four options every builder shares."""
     return (
-        check_count("num_classes", num_classes),
-        check_count("in_channels", in_channels),
+        check_count("num_classes", num_classes, MAX_CLASSES),
+        check_count("in_channels", in_channels, MAX_IN_CHANNELS),
         check_width(width),
         check_stem(stem),
     )

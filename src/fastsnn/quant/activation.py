@@ -7,6 +7,8 @@ because the IF neuron that replaces this layer rounds half up: the two must
 agree bit for bit.
 """
 
+import math
+
 import torch
 from torch import nn
 
@@ -58,10 +60,14 @@ class QuantReLU(nn.Module):
     def __init__(self, bits: int, alpha: float = 1.0):
         super().__init__()
         levels(bits)  # validates
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha!r}")
+        try:
+            start = float(alpha)
+        except (TypeError, ValueError):
+            raise TypeError(f"alpha must be a number, got {alpha!r}") from None
+        if not (math.isfinite(start) and start > 0):
+            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
         self.bits = bits
-        self.alpha = nn.Parameter(torch.tensor(float(alpha)))
+        self.alpha = nn.Parameter(torch.tensor(start))
 
     @property
     def levels(self) -> int:
