@@ -142,7 +142,7 @@ def test_fuzzed_convert_options_work_or_are_refused_cleanly(steps, out, unsigned
 def test_fuzzed_evaluate_options_work_or_are_refused_cleanly(options, files, capsys, monkeypatch, tmp_path_factory):
     def quick(qann, loader, time_steps, **kwargs):
         next(iter(loader))  # the data set really loads
-        return {"samples": 0, "float": None, "qann": 0.0, "snn": []}
+        return {"samples": 0, "rows": []}
 
     monkeypatch.setattr(evaluate_module, "evaluate_conversion", quick)
     monkeypatch.chdir(tmp_path_factory.mktemp("evaluate"))

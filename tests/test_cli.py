@@ -6,6 +6,7 @@ import torch
 from fastsnn import convert
 from fastsnn.checkpoint import load_checkpoint
 from fastsnn.cli import main
+from fastsnn.evaluate import row
 from helpers import write_tiny_fashion_mnist
 
 
@@ -33,9 +34,11 @@ def test_evaluate_prints_table_and_writes_json(trained, tmp_path, capsys):
     assert code == 0
     results = json.loads(report.read_text())
     assert results["dataset"] == "fashion-mnist" and results["samples"] == 128
-    assert [(r["T"], r["signed"]) for r in results["snn"]] == [(3, False), (3, True), (7, False), (7, True)]
+    assert [(r["model"], r["T"]) for r in results["rows"]] == [
+        ("float ANN", None), ("QANN", None), ("SNN unsigned", 3), ("SNN signed", 3), ("SNN unsigned", 7), ("SNN signed", 7)
+    ]
     printed = capsys.readouterr().out
-    assert "QANN" in printed and f"{100 * results['qann']:.2f}" in printed and "float ANN" in printed
+    assert "QANN" in printed and f"{100 * row(results, 'QANN')['accuracy']:.2f}" in printed and "float ANN" in printed
 
 
 def test_convert_writes_a_spiking_checkpoint_equal_to_the_api(trained, tmp_path, capsys):

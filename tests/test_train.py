@@ -28,7 +28,8 @@ def test_stages(bits, progressive, stages):
 
 
 def test_progressive_training_learns_and_chains_stages(tmp_path):
-    paths = train_progressive(tiny_config(tmp_path))
+    # quant_lr 0.03: at 0.01 this 4-channel ResNet ends its 2-bit stage near 0.25, too close to the bar
+    paths = train_progressive(tiny_config(tmp_path, quant_lr=0.03))
     assert list(paths) == ["float", "q4", "q3", "q2"]
     float_run = load_checkpoint(paths["float"]).training["history"]
     assert float_run[-1]["train_loss"] < float_run[0]["train_loss"] and float_run[-1]["test_accuracy"] > 0.5
