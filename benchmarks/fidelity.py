@@ -17,7 +17,7 @@ Plots (``--plots``) and a Markdown table (``--markdown``) are written from the J
 ``--render-only`` rewrites them from an existing JSON (e.g. one measured on another machine).
 
     python benchmarks/fidelity.py                      # CPU defaults: under an hour on 2 cores
-    python benchmarks/fidelity.py --device cuda --baseline-limit 10000
+    python benchmarks/fidelity.py --device cuda --batch-size 4000 --baseline-limit 10000
 """
 
 import argparse
@@ -67,8 +67,8 @@ def run(args) -> None:
         "runs": [],
     }
     started = time.perf_counter()
-    for dataset in args.datasets:
-        for model in args.models:
+    for model in args.models:  # both data sets for the VGG first: an interrupted run keeps the cheaper half
+        for dataset in args.datasets:
             results["runs"].extend(benchmark_run(dataset, model, args, device))
             results["wall_seconds"] = time.perf_counter() - started
             args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -88,8 +88,9 @@ def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[
     train_seconds = time.perf_counter() - started
     float_model = load_checkpoint(stage_checkpoint(config.out_dir, None)).build_model()
     test_set = first(load_dataset(dataset, train=False, root=args.data_root), args.test_limit)
-    test_loader = DataLoader(test_set, batch_size=500)
-    baseline_loader = DataLoader(first(test_set, args.baseline_limit), batch_size=max(1, 500 // max(BASELINE_SCALES)))
+    test_loader = DataLoader(test_set, batch_size=args.batch_size)
+    # the longest baseline simulation holds 16T copies of each batch: keep T·B about as for the others
+    baseline_loader = DataLoader(first(test_set, args.baseline_limit), batch_size=max(1, args.batch_size // max(BASELINE_SCALES)))
     calibration = calibration_batches(load_dataset(dataset, train=True, root=args.data_root), seed=args.seed)
     tuning, held_out = tuning_split(dataset, args.data_root, held_out=args.held_out)
     measured = []
@@ -232,11 +233,12 @@ def _arguments():
     parser.add_argument("--bits", nargs="+", type=int, default=[4, 3, 2], choices=[2, 3, 4])
     parser.add_argument("--float-epochs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=1, help="epochs of each quantized stage (4, 3, 2 bits)")
-    parser.add_argument("--finetune-steps", type=int, default=60)
-    parser.add_argument("--finetune-batch", type=int, default=64)
+    parser.add_argument("--finetune-steps", type=int, default=30)
+    parser.add_argument("--finetune-batch", type=int, default=32)
     parser.add_argument("--finetune-lr", type=float, default=1e-3)
     parser.add_argument("--held-out", type=int, default=1000)
-    parser.add_argument("--baseline-limit", type=int, default=2000, help="test images for the rate-norm baselines")
+    parser.add_argument("--baseline-limit", type=int, default=500, help="test images for the rate-norm baselines")
+    parser.add_argument("--batch-size", type=int, default=500, help="evaluation batch (baselines: a sixteenth of it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-limit", type=int, help="train on the first N images only (smoke runs)")
     parser.add_argument("--test-limit", type=int, help="test on the first N images only (smoke runs)")

@@ -5,7 +5,7 @@ import torch
 
 from fastsnn import convert, quantize
 from fastsnn.models import create_model
-from fastsnn.neuron import if_scan
+from fastsnn.neuron import if_scan, if_scan_surrogate
 from fastsnn.quant import levels, quantize_activation
 from helpers import dyadic
 
@@ -32,3 +32,9 @@ def test_snn_on_cuda_matches_cpu(name):
     # float summation order differs between devices; a tie flipped by rounding moves one spike
     assert (cpu.argmax(1) == cuda.argmax(1)).float().mean() >= 0.9
     assert torch.allclose(cpu, cuda, atol=0.05 * cpu.abs().max().item())
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_surrogate_scan_on_cuda_gives_the_plain_scans_spikes(signed):
+    current = torch.randn(7, 64, 100, generator=torch.Generator().manual_seed(1)).cuda()
+    assert torch.equal(if_scan_surrogate(current, 0.8, signed=signed), if_scan(current, 0.8, signed=signed))
