@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
+from fastsnn import QuantReLU
+from fastsnn.quant import levels
 
 
 def dyadic(shape, generator: torch.Generator, *, low: int = -8, high: int = 9, denominator: int = 8) -> torch.Tensor:
@@ -40,3 +44,20 @@ def write_tiny_fashion_mnist(root: Path, train: int = 256, test: int = 128, seed
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images, gz=True)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels, gz=True)
     return Path(root)
+
+
+def random_dyadic_network(generator, bits, depth):
+    """Conv/linear stack with dyadic weights and thresholds so every sum is exact in float32."""
+    layers, channels = [], 1
+    T = levels(bits)
+    for _ in range(depth):
+        out_channels = int(torch.randint(2, 6, (), generator=generator))
+        conv = nn.Conv2d(channels, out_channels, 3, padding=1)
+        with torch.no_grad():
+            conv.weight.copy_(dyadic(conv.weight.shape, generator, low=-4, high=5, denominator=8))
+            conv.bias.copy_(dyadic(conv.bias.shape, generator, low=-2, high=3, denominator=8))
+        theta = T * 2.0 ** int(torch.randint(-5, -2, (), generator=generator))
+        layers += [conv, QuantReLU(bits, alpha=theta)]
+        channels = out_channels
+    layers += [nn.Flatten(), nn.Linear(channels * 36, 3)]
+    return nn.Sequential(*layers).eval()

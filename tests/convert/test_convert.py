@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import dyadic
+from helpers import dyadic, random_dyadic_network
 from fastsnn import IFNeuron, QuantReLU, SpikingNetwork, convert, quantize
 from fastsnn.errors import ConversionError
 from fastsnn.models import create_model
@@ -38,23 +38,6 @@ def per_layer_error(qann, snn, x):
         rate = spikes[name].view(snn.T, *activation.shape).mean(0)
         errors.append(((rate - activation).abs().mean() / thresholds[name].threshold).item())
     return errors
-
-
-def random_dyadic_network(generator, bits, depth):
-    """Conv/linear stack with dyadic weights and thresholds so every sum is exact in float32."""
-    layers, channels = [], 1
-    T = levels(bits)
-    for _ in range(depth):
-        out_channels = int(torch.randint(2, 6, (), generator=generator))
-        conv = nn.Conv2d(channels, out_channels, 3, padding=1)
-        with torch.no_grad():
-            conv.weight.copy_(dyadic(conv.weight.shape, generator, low=-4, high=5, denominator=8))
-            conv.bias.copy_(dyadic(conv.bias.shape, generator, low=-2, high=3, denominator=8))
-        theta = T * 2.0 ** int(torch.randint(-5, -2, (), generator=generator))
-        layers += [conv, QuantReLU(bits, alpha=theta)]
-        channels = out_channels
-    layers += [nn.Flatten(), nn.Linear(channels * 36, 3)]
-    return nn.Sequential(*layers).eval()
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4])

@@ -10,7 +10,8 @@ _MAX_SAMPLES_PER_LAYER = 1_000_000  # torch.quantile's input limit is 16M; a ran
 
 @torch.no_grad()
 def relu_percentiles(model: nn.Module, batches: Iterable[torch.Tensor], percentile: float = 99.9) -> dict[str, float]:
-    """The ``percentile`` of every ``nn.ReLU`` module's output over ``batches`` (``[B, C, H, W]`` inputs).
+    """The ``percentile`` of every ``nn.ReLU`` module's output over ``batches`` (``[B, C, H, W]`` inputs,
+    moved to the model's device).
 
     Returns ``{module path: value}``; values are floored at 1e-3 so a dead layer still gets a valid clip.
     Percentiles below 100 come from a random subsample of at most 1M values per layer; 100 is the
@@ -34,9 +35,10 @@ def relu_percentiles(model: nn.Module, batches: Iterable[torch.Tensor], percenti
     handles = [m.register_forward_hook(recorder(n)) for n, m in model.named_modules() if type(m) is nn.ReLU]
     was_training = model.training
     model.eval()
+    device = next(model.parameters(), torch.empty(0)).device
     try:
         for x in batches:
-            model(x)
+            model(x.to(device))
     finally:
         for handle in handles:
             handle.remove()
