@@ -34,7 +34,9 @@ def if_scan_surrogate(
     Each firing decision ``[v ≥ θ]`` (and, if signed, the retraction ``[v < 0]``) back-propagates a
     triangular surrogate of width θ; the soft reset ``v ← v − θ·s`` carries gradient too, so the
     gradient of a spike reaches the currents of every earlier step. The net count n only gates
-    retraction (``n > 0``) and carries no gradient.
+    retraction (``n > 0``) and carries no gradient. For the signed neuron the two triangles sum to
+    1/θ on [0, θ], so there the reset cancels the membrane's gradient and each spike's gradient stays
+    with its own step's current.
     """
     threshold = torch.as_tensor(threshold, dtype=current.dtype, device=current.device)
     width = threshold.expand_as(current[0])
