@@ -53,6 +53,56 @@ def test_convert_writes_a_spiking_checkpoint_equal_to_the_api(trained, tmp_path,
         assert snn.T == 7 and torch.equal(snn(x), expected(x))
 
 
+def test_finetune_analyze_and_evaluate_with_baselines(trained, tmp_path, capsys):
+    root, out = trained
+    qann, tuned = out / "q2.safetensors", tmp_path / "tuned.safetensors"
+    code = main([
+        "finetune", str(qann), "--out", str(tuned), "--data-root", str(root), "--held-out", "64", "--steps", "2",
+        "--objective", "bptt", "--json", str(tmp_path / "layers.json"), "--quiet",
+    ])
+    assert code == 0
+    layers = json.loads((tmp_path / "layers.json").read_text())
+    checkpoint = load_checkpoint(tuned)
+    assert checkpoint.spec.snn == {"T": 3, "signed": True}
+    assert checkpoint.training["finetune"]["objective"] == "bptt" and checkpoint.training["finetune"]["layers"] == layers
+    assert "kept" in capsys.readouterr().out or all(not layer["kept"] for layer in layers)
+
+    report = tmp_path / "results.json"
+    code = main([
+        "evaluate", str(qann), "--float-checkpoint", str(out / "float.safetensors"), "--finetuned", str(tuned),
+        "--rate-norm", "max", "99.9", "--rate-norm-T", "3", "12", "--data-root", str(root), "--json", str(report), "--quiet",
+    ])
+    assert code == 0
+    rows = [(r["model"], r["T"]) for r in json.loads(report.read_text())["rows"]]
+    assert rows[-5:] == [
+        ("SNN signed + fine-tuned (bptt)", 3), ("rate-norm max", 3), ("rate-norm max", 12), ("rate-norm 99.9%", 3), ("rate-norm 99.9%", 12)
+    ]
+
+    analysis = tmp_path / "analysis"
+    code = main([
+        "analyze", str(qann), "--float-checkpoint", str(out / "float.safetensors"), "--finetuned", str(tuned),
+        "--data-root", str(root), "--limit", "32", "--out", str(analysis),
+    ])
+    assert code == 0
+    errors = json.loads((analysis / "conversion_errors.json").read_text())
+    assert set(errors["accumulating"]) == {"unsigned", "signed", "signed + fine-tuned (bptt)"} and errors["samples"] == 32
+    assert errors["accumulating"]["signed"][0] < 1e-4 and len(errors["quantization"]) == len(errors["layers"])
+    assert (analysis / "conversion_errors.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_commands_refuse_to_overwrite_their_input_and_need_a_float_model_for_baselines(trained, capsys):
+    root, out = trained
+    qann = str(out / "q2.safetensors")
+    before = (out / "q2.safetensors").read_bytes()
+    assert main(["finetune", qann, "--out", qann, "--data-root", str(root), "--quiet"]) == 2
+    assert "would destroy" in capsys.readouterr().err
+    assert (out / "q2.safetensors").read_bytes() == before
+    assert main(["evaluate", qann, "--rate-norm", "max", "--data-root", str(root), "--quiet"]) == 2
+    assert "--float-checkpoint" in capsys.readouterr().err
+    assert main(["analyze", str(out / "float.safetensors"), "--data-root", str(root)]) == 2
+    assert "not a quantized ANN" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv, culprit",
     [
@@ -76,6 +126,10 @@ def test_bad_input_exits_2_with_one_line(argv, culprit, capsys):
         (["train", "--batch-size", "0"], "--batch-size", ">= 1"),
         (["evaluate", "x.safetensors", "-T", "0"], "-T/--time-steps", ">= 1"),
         (["convert", "x.safetensors", "--out", "y.safetensors", "-T", "-3"], "-T/--time-steps", ">= 1"),
+        (["finetune", "x.safetensors", "--out", "y.safetensors", "--steps", "0"], "--steps", ">= 1"),
+        (["finetune", "x.safetensors", "--out", "y.safetensors", "--objective", "sgd"], "--objective", "ste"),
+        (["evaluate", "x.safetensors", "--rate-norm", "101"], "--rate-norm", "(0, 100]"),
+        (["analyze", "x.safetensors", "--limit", "0"], "--limit", ">= 1"),
     ],
 )
 def test_out_of_range_options_are_refused_before_any_work(argv, option, accepted, capsys, tmp_path, monkeypatch):

@@ -292,6 +292,8 @@ def _analyze(args) -> int:
     out = args.out or args.checkpoint.parent / f"{args.checkpoint.stem}-analysis"
     _write_json(out / "conversion_errors.json", errors.as_dict())
     print(f"plot written to {plot_conversion_errors(errors, out / 'conversion_errors.png', title=args.checkpoint.name)}")
+    return 0
+
 
 def _import(args) -> int:
     from .checkpoint import ModelSpec, import_weights, save_checkpoint

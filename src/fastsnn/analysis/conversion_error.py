@@ -20,6 +20,7 @@ from torch import nn
 
 from ..convert import SpikingNetwork
 from ..errors import FastSNNError
+from ..quant import QuantReLU
 from ..table import format_table
 from .activations import recorded_outputs
 
@@ -60,6 +61,9 @@ def conversion_errors(
         if [path for path, _ in snn.neurons()] != paths:
             raise FastSNNError(f"SNN variant {name!r} has other spiking layers than the first variant; convert all from the same QANN")
     qann_modules = {path: _module(qann, path, "QANN") for path in paths}
+    for path, module in qann_modules.items():
+        if not isinstance(module, QuantReLU):
+            raise FastSNNError(f"the QANN has a {type(module).__name__} at {path!r}, where the SNN has a spiking layer; pass the QANN it was converted from")
     float_modules = {path: _module(float_model, path, "float ANN") for path in paths} if float_model is not None else None
     thresholds = {path: module.threshold.to(device) for path, module in next(iter(snns.values())).neurons()}
     totals = {name: torch.zeros(len(paths), dtype=torch.float64) for name in ["quantization", *snns]}

@@ -1,0 +1,84 @@
+"""Per-layer conversion error reproduces the theory where it is known."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fastsnn import QuantReLU, convert, quantize
+from fastsnn.analysis import ConversionErrors, conversion_errors, format_conversion_errors, plot_conversion_errors
+from fastsnn.errors import FastSNNError
+from fastsnn.models import create_model
+from fastsnn.quant import relu_percentiles
+from helpers import dyadic, random_dyadic_network
+
+
+def loader_of(images, batch_size=32):
+    return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_first_spiking_layer_has_zero_error_on_exact_networks(seed):
+    generator = torch.Generator().manual_seed(seed)
+    qann = random_dyadic_network(generator, bits=2 + seed % 3, depth=3)
+    images = dyadic((64, 1, 6, 6), generator, low=0, high=17, denominator=16)
+    errors = conversion_errors(qann, {"unsigned": convert(qann, signed=False), "signed": convert(qann)}, loader_of(images))
+    assert errors.layers == ["1", "3", "5"] and errors.samples == 64
+    assert errors.accumulating["unsigned"][0] == 0.0 and errors.accumulating["signed"][0] == 0.0
+
+
+@pytest.mark.parametrize("name, seed", [("vgg11", 0), ("vgg16", 1), ("resnet20", 2)])
+def test_unsigned_error_grows_with_depth_and_signed_neurons_reduce_it(name, seed):
+    torch.manual_seed(seed)
+    model = create_model(name, num_classes=10, in_channels=1, width=0.25).eval()
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    images = torch.randn(48, 1, 16, 16)
+    qann = quantize(model, 2, alpha=relu_percentiles(model, [images], 99.0)).eval()
+    errors = conversion_errors(qann, {"unsigned": convert(qann, signed=False), "signed": convert(qann)}, loader_of(images), float_model=model)
+    unsigned, signed = errors.accumulating["unsigned"], errors.accumulating["signed"]
+    assert unsigned[0] < 1e-4
+    half = len(unsigned) // 2
+    assert sum(unsigned[half:]) / (len(unsigned) - half) > sum(unsigned[:half]) / half
+    assert sum(signed) < sum(unsigned)
+    assert errors.quantization[0] > 0, "a 2-bit quantizer departs from the float ReLU"
+
+
+def test_quantization_error_of_the_first_layer_is_the_quantizer_residual():
+    """Float ANN and QANN share the first layer's input, so the error is mean |relu(x) − q(x)| / α."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 40), nn.ReLU(), nn.Linear(40, 3)).eval()
+    qann = quantize(model, 3, alpha=1.25).eval()
+    images = torch.randn(100, 5)
+    errors = conversion_errors(qann, {"signed": convert(qann)}, loader_of(images), float_model=model)
+    with torch.no_grad():
+        pre = model[0](images)
+        expected = ((pre.relu() - qann[1](pre)).abs() / 1.25).mean().item()
+    assert errors.quantization[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_report_round_trips_through_json_and_renders(tmp_path):
+    errors = ConversionErrors(layers=["a", "b"], samples=10, quantization=[0.1, 0.2], accumulating={"signed": [0.0, 0.05]}, output={"signed": 0.3})
+    assert ConversionErrors(**json.loads(json.dumps(errors.as_dict()))) == errors
+    table = format_conversion_errors(errors)
+    assert "0.0500" in table and "quantization" in table and "output MSE" in table
+    path = plot_conversion_errors(errors, tmp_path / "plots" / "errors.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_refuses_variants_from_different_networks_and_models_without_the_layers():
+    generator = torch.Generator().manual_seed(0)
+    first, second = random_dyadic_network(generator, 2, depth=2), random_dyadic_network(generator, 2, depth=3)
+    images = loader_of(dyadic((8, 1, 6, 6), generator, low=0, high=17, denominator=16))
+    with pytest.raises(FastSNNError, match="other spiking layers"):
+        conversion_errors(first, {"a": convert(first), "b": convert(second)}, images)
+    with pytest.raises(FastSNNError, match="has a Linear at '5'"):
+        conversion_errors(first, {"a": convert(second)}, images)
+    with pytest.raises(FastSNNError, match="no module at '5'"):
+        conversion_errors(second, {"a": convert(second)}, images, float_model=first[:5])
+    with pytest.raises(FastSNNError, match="at least one"):
+        conversion_errors(first, {}, images)
