@@ -140,3 +140,19 @@ def test_out_of_range_options_are_refused_before_any_work(argv, option, accepted
     error = capsys.readouterr().err
     assert option in error and accepted in error
     assert list(tmp_path.iterdir()) == [], "nothing is written"
+
+
+def test_demo_trains_finetunes_and_compares_with_the_baselines(tmp_path, capsys):
+    root = write_tiny_fashion_mnist(tmp_path / "data")
+    out = tmp_path / "demo"
+    code = main([
+        "demo", "--dataset", "fashion-mnist", "--data-root", str(root), "--model", "vgg11", "--width", "0.125",
+        "--no-progressive", "--float-epochs", "1", "--final-epochs", "1", "--finetune-steps", "3", "--held-out", "100",
+        "--out", str(out), "--quiet",
+    ])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    rows = {(r["model"], r["T"]) for r in results["rows"]}
+    assert {("SNN signed + fine-tuned (ste)", 3), ("rate-norm max", 48), ("rate-norm 99.9%", 3)} <= rows
+    assert (out / "q2-snn-finetuned.safetensors").is_file()
+    assert "rate-norm max" in capsys.readouterr().out

@@ -163,13 +163,16 @@ def _parser() -> argparse.ArgumentParser:
     weights.add_argument("--out", type=Path, required=True, help="the fastsnn checkpoint to write (.safetensors)")
     weights.set_defaults(run=_import)
 
-    demo = commands.add_parser("demo", help="train a small VGG on real MNIST at 2 bits, convert (T = 3), print the table")
+    demo = commands.add_parser("demo", help="train a small VGG on real MNIST at 2 bits, convert (T = 3), fine-tune, compare with rate-norm, print the table")
     _add_training_options(demo, defaults=DEMO_DEFAULTS)
+    demo.add_argument("--finetune-steps", type=_int_in(1), default=100, help="fine-tuning steps per spiking layer")
+    demo.add_argument("--held-out", type=_int_in(1), default=1000, help="last N training images that decide keep/revert")
     demo.add_argument("--json", type=Path, help="results file (default OUT/results.json)")
     demo.set_defaults(run=_demo)
     return parser
 
 
+DEMO_RATE_NORM = [100.0, 99.9]  # the classic baselines the demo compares against, at T and 16·T
 DEMO_DEFAULTS = {"model": "vgg11", "dataset": "mnist", "bits": 2, "float_epochs": 3, "epochs": 1, "final_epochs": 3, "out": "runs/demo"}
 
 
@@ -318,14 +321,22 @@ def _import(args) -> int:
 def _demo(args) -> int:
     from .data import fetch_dataset
     from .evaluate import evaluate_checkpoint, format_results
+    from .finetune.from_checkpoint import finetune_checkpoint, format_reports
     from .train import train_progressive
 
     config = _train_config(args).validate()
     print(fetch_dataset(config.dataset, root=config.data_root))
     paths = train_progressive(config)
     final = list(paths.values())[-1]  # the last stage trained: the target bit width
+    tuned = Path(config.out_dir) / f"{final.stem}-snn-finetuned.safetensors"
+    reports = finetune_checkpoint(
+        final, tuned, steps_per_layer=args.finetune_steps, held_out=args.held_out, data_root=config.data_root, progress=config.progress
+    )
+    print(format_reports(reports))
+    T = 2**config.bits - 1
     results = evaluate_checkpoint(
-        final, float_checkpoint=paths["float"], data_root=config.data_root, limit=config.test_limit, progress=config.progress
+        final, float_checkpoint=paths["float"], finetuned=[tuned], rate_norm=DEMO_RATE_NORM, rate_norm_time_steps=[T, 16 * T],
+        data_root=config.data_root, limit=config.test_limit, progress=config.progress,
     )
     print(format_results(results))
     _write_json(args.json or Path(config.out_dir) / "results.json", results)
