@@ -11,8 +11,9 @@ training run float → 4 → 3 → 2 bits gives the QANNs for b = 4, 3, 2. For e
     ``--baseline-limit`` test images (long simulations are the costly part);
   * at b = 2, the per-layer conversion error (float vs QANN, and SNN variants vs QANN).
 
-Everything is recorded in ``--json`` (settings, seeds, per-phase wall times, device) after each run,
-so an interrupted benchmark keeps what it measured; trained checkpoints under ``--runs`` are reused.
+Everything is recorded in ``--json`` (settings, seeds, per-phase wall times, device) after each run.
+Running again with the same measurement settings keeps the runs already in ``--json`` (``--fresh``
+discards them) and reuses trained checkpoints under ``--runs``, so an interrupted benchmark resumes.
 Plots (``--plots``) and a Markdown table (``--markdown``) are written from the JSON at the end, and
 ``--render-only`` rewrites them from an existing JSON (e.g. one measured on another machine).
 
@@ -40,7 +41,9 @@ from fastsnn.finetune import OBJECTIVES, finetune_with_report
 from fastsnn.runs import calibration_batches, first, tuning_split
 from fastsnn.train import TrainConfig, stage_checkpoint, train_progressive
 
-MODELS = {"vgg11": 0.25, "resnet20": 0.5}  # registry name -> width multiplier: the small VGG and ResNet
+MODELS = {"vgg11": 0.25, "resnet8": 1.0}  # registry name -> width multiplier: the small VGG and ResNet
+# settings that do not change what is measured (where results go, which runs are asked for)
+NOT_MEASURED = {"datasets", "models", "runs", "json", "markdown", "plots", "render_only", "progress", "fresh"}
 RATE_NORM_PERCENTILES = (100.0, 99.9)
 BASELINE_SCALES = (1, 4, 16)
 HERE = Path(__file__).parent
@@ -59,21 +62,34 @@ def main() -> None:
 
 def run(args) -> None:
     device = torch.device(args.device)
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     results = {
-        "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "settings": settings,
         "environment": {"torch": torch.__version__, "fastsnn": fastsnn.__version__, "python": platform.python_version(),
                         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
                         "threads": torch.get_num_threads()},
         "runs": [],
+        "wall_seconds": 0.0,
     }
-    started = time.perf_counter()
+    previous = json.loads(args.json.read_text()) if args.json.exists() and not args.fresh else None
+    if previous is not None and _measured(previous["settings"]) == _measured(settings):
+        results["runs"], results["wall_seconds"] = previous["runs"], previous["wall_seconds"]
+    done = {(entry["dataset"], entry["model"]) for entry in results["runs"]}
     for model in args.models:  # both data sets for the VGG first: an interrupted run keeps the cheaper half
         for dataset in args.datasets:
+            if (dataset, model) in done:
+                print(f"{dataset} {model}: kept from {args.json}")
+                continue
+            started = time.perf_counter()
             results["runs"].extend(benchmark_run(dataset, model, args, device))
-            results["wall_seconds"] = time.perf_counter() - started
+            results["wall_seconds"] += time.perf_counter() - started
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"total wall time {results['wall_seconds'] / 60:.1f} min")
+    print(f"total wall time {results['wall_seconds'] / 60:.1f} min (runs kept from --json included)")
+
+
+def _measured(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key not in NOT_MEASURED}
 
 
 def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[dict]:
@@ -169,9 +185,11 @@ def markdown_table(results: dict) -> str:
             cells.append(f"{100 * best['accuracy']:.2f} ({best['model'].removeprefix('rate-norm ')})")
         lines.append("| " + " | ".join(cells) + " |")
     settings = results["settings"]
+    limit = settings.get("test_limit")
+    test_images = "the full test split" if limit is None else f"the first {limit} test images"
     lines.append("")
     lines.append(
-        f"Baselines on the first {settings['baseline_limit']} test images; all other columns on the full test split. "
+        f"Baselines on the first {settings['baseline_limit']} test images; all other columns on {test_images}. "
         f"Epochs: float {settings['float_epochs']}, each quantized stage {settings['epochs']}; fine-tuning "
         f"{settings['finetune_steps']} steps/layer, batch {settings['finetune_batch']}, lr {settings['finetune_lr']}, "
         f"held-out {settings['held_out']} training images; seed {settings['seed']}. "
@@ -249,6 +267,7 @@ def _arguments():
     parser.add_argument("--markdown", type=Path, default=HERE / "results" / "fidelity.md")
     parser.add_argument("--plots", type=Path, default=HERE / "results")
     parser.add_argument("--render-only", action="store_true", help="only rewrite the table and plots from --json")
+    parser.add_argument("--fresh", action="store_true", help="measure every run again, discarding those in --json")
     parser.add_argument("--progress", action="store_true", help="progress bars")
     return parser.parse_args()
 

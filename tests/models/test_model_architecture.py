@@ -9,8 +9,8 @@ from torch import fx, nn
 
 from fastsnn.models import create_model
 
-NAMES = ["alexnet", "resnet18", "resnet20", "resnet34", "vgg11", "vgg16"]
-RESNETS = ["resnet18", "resnet20", "resnet34"]
+NAMES = ["alexnet", "resnet18", "resnet20", "resnet34", "resnet8", "vgg11", "vgg16"]
+RESNETS = ["resnet18", "resnet20", "resnet34", "resnet8"]
 
 # Modules and functions allowed after the last ReLU: all linear (the readout).
 LINEAR_READOUT_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear, nn.Dropout, nn.Identity)
@@ -129,7 +129,7 @@ def test_resnet_relu_follows_every_residual_addition(name):
     modules = dict(model.named_modules())
     graph = fx.symbolic_trace(model).graph
     adds = [n for n in graph.nodes if n.op == "call_function" and n.target in (operator.add, torch.add)]
-    expected_blocks = {"resnet18": 8, "resnet20": 9, "resnet34": 16}[name]
+    expected_blocks = {"resnet18": 8, "resnet20": 9, "resnet34": 16, "resnet8": 3}[name]
     assert len(adds) == expected_blocks
     for add in adds:
         (user,) = add.users

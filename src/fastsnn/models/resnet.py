@@ -108,6 +108,15 @@ def resnet34(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
 
 
 @register_model
+def resnet8(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, stem: str = "cifar") -> nn.Module:
+    """ResNet-8 (CIFAR variant): stages of 16/32/64 channels x width, 1 BasicBlock each (the benchmarks' small ResNet)."""
+    return ResNet(
+        (16, 32, 64), (1, 1, 1), (1, 2, 2),
+        num_classes=num_classes, in_channels=in_channels, width=width, stem=stem,
+    )
+
+
+@register_model
 def resnet20(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, stem: str = "cifar") -> nn.Module:
     """ResNet-20 (CIFAR variant): stages of 16/32/64 channels x width, 3 BasicBlocks each."""
     return ResNet(
