@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastsnn import QuantReLU
-from fastsnn.quant import levels
+from fastsnn import QuantReLU, quantize
+from fastsnn.models import create_model
+from fastsnn.quant import levels, relu_percentiles
 
 
 def dyadic(shape, generator: torch.Generator, *, low: int = -8, high: int = 9, denominator: int = 8) -> torch.Tensor:
@@ -61,3 +62,16 @@ def random_dyadic_network(generator, bits, depth):
         channels = out_channels
     layers += [nn.Flatten(), nn.Linear(channels * 36, 3)]
     return nn.Sequential(*layers).eval()
+
+
+def random_qann(name: str, seed: int, *, bits: int = 2, size: int = 12) -> nn.Module:
+    """A random 1-channel registry model (width 0.25) with random BN statistics, quantized to ``bits``
+    with clips at the 99th percentile of its activations on random ``size``×``size`` inputs."""
+    torch.manual_seed(seed)
+    model = create_model(name, num_classes=10, in_channels=1, width=0.25).eval()
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    images = torch.randn(64, 1, size, size)
+    return quantize(model, bits, alpha=relu_percentiles(model, [images], 99.0)).eval()

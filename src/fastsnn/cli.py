@@ -104,9 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     convert.set_defaults(run=_convert)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of QANN and SNNs, agreement rate, as a table and JSON")
-    evaluate.add_argument("checkpoint", type=Path, help="a QANN checkpoint")
-    evaluate.add_argument("--float-checkpoint", type=Path, help="the float ANN it came from, to report its accuracy too")
-    evaluate.add_argument("--finetuned", type=Path, nargs="+", default=[], help="fine-tuned SNN checkpoints to evaluate in the same pass")
+    _add_compared_checkpoints(evaluate, also="report its accuracy too")
     evaluate.add_argument("-T", "--time-steps", type=_int_in(1), nargs="+", help="time steps to simulate (default 2^bits − 1)")
     evaluate.add_argument(
         "--rate-norm", type=_percentile, nargs="+", default=[], metavar="NORM",
@@ -140,9 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     finetune.set_defaults(run=_finetune)
 
     analyze = commands.add_parser("analyze", help="per-layer conversion error (table, JSON, PNG) of a QANN checkpoint's SNNs")
-    analyze.add_argument("checkpoint", type=Path, help="a QANN checkpoint")
-    analyze.add_argument("--float-checkpoint", type=Path, help="the float ANN it came from: adds the quantization error")
-    analyze.add_argument("--finetuned", type=Path, nargs="+", default=[], help="fine-tuned SNN checkpoints to add as variants")
+    _add_compared_checkpoints(analyze, also="add the quantization error")
     analyze.add_argument("-T", "--time-steps", type=_int_in(1), help="time steps (default 2^bits − 1)")
     analyze.add_argument("--dataset", help="data set (default: the one the checkpoint was trained on)")
     analyze.add_argument("--data-root")
@@ -174,6 +170,13 @@ def _parser() -> argparse.ArgumentParser:
 
 DEMO_RATE_NORM = [100.0, 99.9]  # the classic baselines the demo compares against, at T and 16·T
 DEMO_DEFAULTS = {"model": "vgg11", "dataset": "mnist", "bits": 2, "float_epochs": 3, "epochs": 1, "final_epochs": 3, "out": "runs/demo"}
+
+
+def _add_compared_checkpoints(parser: argparse.ArgumentParser, also: str) -> None:
+    """The QANN checkpoint, its float ANN and fine-tuned SNNs: what evaluate and analyze compare."""
+    parser.add_argument("checkpoint", type=Path, help="a QANN checkpoint")
+    parser.add_argument("--float-checkpoint", type=Path, help=f"the float ANN it came from, to {also}")
+    parser.add_argument("--finetuned", type=Path, nargs="+", default=[], help="fine-tuned SNN checkpoints (from `fastsnn finetune`) to add")
 
 
 def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:

@@ -6,28 +6,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fastsnn import QuantReLU, convert, quantize
+from fastsnn import QuantReLU, convert
 from fastsnn.analysis import conversion_errors
 from fastsnn.errors import FastSNNError
 from fastsnn.finetune import finetune, finetune_with_report
-from fastsnn.models import create_model
-from fastsnn.quant import relu_percentiles
+from helpers import random_qann
 
 
 def loader_of(images, batch_size, shuffle=False):
     return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size, shuffle=shuffle)
-
-
-def random_qann(name, seed, bits=2):
-    """A random small network with random BN statistics and clips calibrated on random inputs."""
-    torch.manual_seed(seed)
-    model = create_model(name, num_classes=10, in_channels=1, width=0.25).eval()
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    images = torch.randn(64, 1, 12, 12)
-    return quantize(model, bits, alpha=relu_percentiles(model, [images], 99.0)).eval()
 
 
 def parameters_of(module):
