@@ -21,7 +21,8 @@ from fastsnn.errors import FastSNNError
 from fastsnn.models import create_model, list_models
 from helpers import write_tiny_fashion_mnist
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: CI runs the same 40 examples every time (found failures are fixed, not left to chance)
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 HOSTILE = ["", " ", "-1", "0", "9", "nan", "inf", "-inf", "1e309", "0x10", "３", "1.5", "--", "-", "\x00", "../../etc/passwd", "a" * 300]
 
 
@@ -230,7 +231,11 @@ def test_fuzzed_if_neuron(threshold, T, signed, batch):
 
 
 @FUZZ
-@given(name=st.one_of(st.sampled_from(["mnist", "cifar10", "imagenet"]), anything), root=st.one_of(st.sampled_from(HOSTILE), anything), train=st.booleans())
+@given(
+    name=st.one_of(st.sampled_from(["mnist", "cifar10", "imagenet"]), anything),
+    root=st.one_of(st.sampled_from(HOSTILE), anything.filter(lambda root: root is not None)),  # None = the real data root
+    train=st.booleans(),
+)
 def test_fuzzed_load_dataset(name, root, train):
     with contextlib.suppress(FastSNNError):  # nothing is there under these roots: only clean refusals
         load_dataset(name, train=train, root=root)

@@ -156,3 +156,10 @@ def test_demo_trains_finetunes_and_compares_with_the_baselines(tmp_path, capsys)
     assert {("SNN signed + fine-tuned (ste)", 3), ("rate-norm max", 48), ("rate-norm 99.9%", 3)} <= rows
     assert (out / "q2-snn-finetuned.safetensors").is_file()
     assert "rate-norm max" in capsys.readouterr().out
+
+
+def test_an_error_naming_a_path_with_control_characters_stays_on_one_line(trained, capsys):
+    _, out = trained
+    assert main(["evaluate", str(out / "q2.safetensors"), "--data-root", "bad\x1eroot\nx", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and "bad\\x1eroot\\nx" in error

@@ -17,7 +17,7 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (naming the option and what it accepts), exit status 2."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
     def _get_values(self, action, arg_strings):
         # Python 3.11 drops an option value spelt "--" (as in --batch-size=--) and passes [] on unchecked.
@@ -65,16 +65,21 @@ def _percentile(text: str) -> float:
     return value
 
 
+def _one_line(message: str) -> str:
+    """``message`` with control characters (newlines, or a \\x1e inside a user's path) escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
     except FastSNNError as error:
-        print(f"fastsnn {args.command}: error: {error}", file=sys.stderr)
+        print(f"fastsnn {args.command}: error: {_one_line(str(error))}", file=sys.stderr)
         return 2
     except TrainingInterrupted as stop:
-        print(f"fastsnn {args.command}: {stop}", file=sys.stderr)
+        print(f"fastsnn {args.command}: {_one_line(str(stop))}", file=sys.stderr)
         return INTERRUPTED
     except KeyboardInterrupt:
         print(f"fastsnn {args.command}: interrupted", file=sys.stderr)
