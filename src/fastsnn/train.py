@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from . import distributed
@@ -28,6 +28,7 @@ from .interrupt import stop_requests
 from .models import list_models
 from .models._layers import MAX_WIDTH
 from .quant import quantize, relu_percentiles
+from .runs import calibration_batches, first
 from .validation import check_choice, check_float, check_folder, check_int, check_writable
 
 CALIBRATION_BATCHES = 8  # batches of training images used to set the first quantized stage's clips
@@ -262,11 +263,7 @@ def _stage_epochs(config: TrainConfig, index: int) -> int:
 def _datasets(config: TrainConfig) -> tuple[Dataset, Dataset]:
     train_set = load_dataset(config.dataset, train=True, root=config.data_root, augment=True)
     test_set = load_dataset(config.dataset, train=False, root=config.data_root)
-    if config.train_limit is not None:
-        train_set = Subset(train_set, range(min(config.train_limit, len(train_set))))
-    if config.test_limit is not None:
-        test_set = Subset(test_set, range(min(config.test_limit, len(test_set))))
-    return train_set, test_set
+    return first(train_set, config.train_limit), first(test_set, config.test_limit)
 
 
 def _train_loader(train_set: Dataset, config: TrainConfig, epoch: int, skip_batches: int = 0) -> DataLoader:
@@ -293,14 +290,5 @@ def _eval_loader(test_set: Dataset, config: TrainConfig) -> DataLoader:
 
 def _calibrate(model: nn.Module, train_set: Dataset, config: TrainConfig) -> dict[str, float]:
     """Initial clips: a high percentile of each float ReLU's output on a few training batches."""
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=RandomSampler(train_set, generator=generator))
-    batches = [images for images, _ in _take(loader, CALIBRATION_BATCHES)]
+    batches = calibration_batches(train_set, batches=CALIBRATION_BATCHES, batch_size=config.batch_size, seed=config.seed)
     return relu_percentiles(model, batches, config.calibration_percentile)
-
-
-def _take(iterable, count):
-    for index, item in enumerate(iterable):
-        if index == count:
-            return
-        yield item
