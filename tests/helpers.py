@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from fastsnn import QuantReLU, quantize
 from fastsnn.models import create_model
@@ -16,6 +17,11 @@ from fastsnn.quant import levels, relu_percentiles
 def dyadic(shape, generator: torch.Generator, *, low: int = -8, high: int = 9, denominator: int = 8) -> torch.Tensor:
     """Random float32 values k / denominator: sums of products of these are exact in float32."""
     return torch.randint(low, high, shape, generator=generator).float() / denominator
+
+
+def loader_of(images: torch.Tensor, batch_size: int = 32, shuffle: bool = False) -> DataLoader:
+    """Batches ``(images, zero labels)``: data for code that uses images only."""
+    return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size, shuffle=shuffle)
 
 
 def write_idx(path: Path, array: np.ndarray, *, gz: bool, magic: int | None = None) -> Path:

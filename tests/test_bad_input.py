@@ -11,10 +11,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import fastsnn.evaluate as evaluate_module
-import fastsnn.train as train_module
+import fastsnn.workflows.evaluate as evaluate_module
+import fastsnn.workflows.train as train_module
 from fastsnn import IFNeuron, QuantReLU, convert, quantize
-from fastsnn.checkpoint import ModelSpec, save_checkpoint
+from fastsnn.workflows.checkpoint import ModelSpec, save_checkpoint
 from fastsnn.cli import main
 from fastsnn.data import load_dataset
 from fastsnn.errors import FastSNNError

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fastsnn import convert
-from fastsnn.checkpoint import ModelSpec, load_checkpoint, restore_optimizer, save_checkpoint
+from fastsnn.workflows.checkpoint import ModelSpec, load_checkpoint, restore_optimizer, save_checkpoint
 from fastsnn.errors import CheckpointError
 
 SPEC = ModelSpec(name="resnet20", num_classes=10, in_channels=1, options={"width": 0.25}, bits=2, weight_bits=4)
@@ -58,7 +58,7 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     def crash(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("fastsnn.checkpoint.save_file", crash)
+    monkeypatch.setattr("fastsnn.workflows.checkpoint.save_file", crash)
     with pytest.raises(OSError):
         save_checkpoint(path, model, SPEC, training={"epoch": 2})
     assert path.read_bytes() == before

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fastsnn.checkpoint import FORMAT, ModelSpec, import_weights, load_checkpoint, save_checkpoint
+from fastsnn.workflows.checkpoint import FORMAT, ModelSpec, import_weights, load_checkpoint, save_checkpoint
 from fastsnn.cli import main
 from fastsnn.errors import CheckpointError
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from fastsnn import convert
-from fastsnn.checkpoint import load_checkpoint
+from fastsnn.workflows.checkpoint import load_checkpoint
 from fastsnn.cli import main
-from fastsnn.evaluate import row
+from fastsnn.analysis import row
 from helpers import write_tiny_fashion_mnist
 
 

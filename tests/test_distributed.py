@@ -8,8 +8,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from fastsnn.checkpoint import load_checkpoint
-from fastsnn.train import TrainConfig, fit, train_progressive
+from fastsnn.workflows.checkpoint import load_checkpoint
+from fastsnn.workflows.train import TrainConfig, fit, train_progressive
 from helpers import write_tiny_fashion_mnist
 
 
@@ -30,9 +30,9 @@ def _worker(rank: int, world_size: int, port: int, config: TrainConfig, out: str
         captured.update({name: p.detach().clone() for name, p in model.named_parameters()})
         return model
 
-    import fastsnn.train
+    import fastsnn.workflows.train
 
-    fastsnn.train.fit = capturing_fit
+    fastsnn.workflows.train.fit = capturing_fit
     try:
         train_progressive(config)
     finally:

@@ -3,7 +3,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fastsnn import convert, quantize
-from fastsnn.evaluate import accuracy, compare_models, evaluate_conversion, format_results, row
+from fastsnn.analysis import accuracy, compare_models, evaluate_conversion, format_results, row
 
 
 def test_one_pass_evaluation_matches_separate_measurements():

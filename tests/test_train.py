@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-import fastsnn.train as train_module
+import fastsnn.workflows.train as train_module
 from fastsnn import QuantReLU
-from fastsnn.checkpoint import load_checkpoint
+from fastsnn.workflows.checkpoint import load_checkpoint
 from fastsnn.errors import FastSNNError
-from fastsnn.train import TrainConfig, train_progressive
+from fastsnn.workflows.train import TrainConfig, train_progressive
 from helpers import write_tiny_fashion_mnist
 
 

@@ -12,10 +12,10 @@ import torch
 from safetensors import safe_open
 from torch.utils.data import TensorDataset
 
-import fastsnn.train as train_module
-from fastsnn.checkpoint import ModelSpec, load_checkpoint
+import fastsnn.workflows.train as train_module
+from fastsnn.workflows.checkpoint import ModelSpec, load_checkpoint
 from fastsnn.errors import FastSNNError
-from fastsnn.train import TrainConfig, fit
+from fastsnn.workflows.train import TrainConfig, fit
 from helpers import write_tiny_fashion_mnist
 
 SRC = Path(__file__).resolve().parents[1] / "src"

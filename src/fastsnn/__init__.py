@@ -1,4 +1,8 @@
-"""fastsnn: fast spiking neural networks by converting quantized ANNs (Fast-SNN, Hu et al., TPAMI 2023)."""
+"""fastsnn: fast spiking neural networks by converting quantized ANNs (Fast-SNN, Hu et al., TPAMI 2023).
+
+The library (``quantize``, ``convert``, ``finetune``, ``analysis``, ``models``, ``neuron``) imports
+neither the data layer nor torchvision; whole runs on files live in :mod:`fastsnn.workflows`.
+"""
 
 from .convert import SpikingNetwork, convert
 from .errors import FastSNNError

@@ -2,13 +2,14 @@
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import FastSNNError, TrainingInterrupted
-from .finetune import OBJECTIVES
+from .models._layers import STEMS
+from .neuron import SURROGATES
+from .quant import MAX_BITS, MAX_WEIGHT_BITS, MIN_BITS, MIN_WEIGHT_BITS
 
 INTERRUPTED = 130  # exit status after Ctrl-C, as shells report it
 
@@ -18,12 +19,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
-
-    def _get_values(self, action, arg_strings):
-        # Python 3.11 drops an option value spelt "--" (as in --batch-size=--) and passes [] on unchecked.
-        if action.option_strings and "--" in arg_strings:
-            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
-        return super()._get_values(action, arg_strings)
 
 
 def _int_in(low: int, high: int | None = None):
@@ -72,6 +67,11 @@ def _one_line(message: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    for arg in argv:
+        # argparse (3.11) turns an option value spelt "--" (as in --batch-size=--) into [] and passes it on unchecked
+        if arg.startswith("-") and arg.endswith("=--"):
+            parser.error(f"argument {arg.split('=', 1)[0]}: expected a value, got '--'")
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -129,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     finetune.add_argument("--out", type=Path, required=True, help="where to write the fine-tuned SNN checkpoint (.safetensors)")
     finetune.add_argument("-T", "--time-steps", type=_int_in(1), help="time steps (default 2^bits − 1)")
     finetune.add_argument("--unsigned", action="store_true", help="plain IF neurons instead of signed ones")
-    finetune.add_argument("--objective", choices=OBJECTIVES, default="ste", help="ste: the paper's straight-through objective; bptt: through the T steps")
+    finetune.add_argument("--objective", choices=SURROGATES, default="ste", help="ste: the paper's straight-through objective; bptt: through the T steps")
     finetune.add_argument("--steps", type=_int_in(1), default=100, help="optimizer steps per spiking layer")
     finetune.add_argument("--lr", type=_positive_float, default=1e-3)
     finetune.add_argument("--batch-size", type=_int_in(1), default=64)
@@ -156,25 +156,21 @@ def _parser() -> argparse.ArgumentParser:
     weights.add_argument("weights", type=Path, help="state dict file: .safetensors, or .pt/.pth with --allow-pickle")
     weights.add_argument("--model", required=True, help="registry name (see fastsnn.models.list_models)")
     weights.add_argument("--dataset", required=True, help="the data set it was trained on (sets channels and classes)")
-    weights.add_argument("--bits", type=_int_in(1, 8), help="activation bits of a QANN (omit for a float ANN)")
-    weights.add_argument("--weight-bits", type=_int_in(2, 16))
+    weights.add_argument("--bits", type=_int_in(MIN_BITS, MAX_BITS), help="activation bits of a QANN (omit for a float ANN)")
+    weights.add_argument("--weight-bits", type=_int_in(MIN_WEIGHT_BITS, MAX_WEIGHT_BITS))
     weights.add_argument("--width", type=_positive_float, default=1.0, help="channel width multiplier")
-    weights.add_argument("--stem", default="cifar", choices=["cifar", "imagenet"])
+    weights.add_argument("--stem", default="cifar", choices=STEMS)
     weights.add_argument("--allow-pickle", action="store_true", help="read a pickle-based .pt/.pth file (weights only); only for files you trust")
     weights.add_argument("--out", type=Path, required=True, help="the fastsnn checkpoint to write (.safetensors)")
     weights.set_defaults(run=_import)
 
     demo = commands.add_parser("demo", help="train a small VGG on real MNIST at 2 bits, convert (T = 3), fine-tune, compare with rate-norm, print the table")
-    _add_training_options(demo, defaults=DEMO_DEFAULTS)
+    _add_training_options(demo, demo=True)
     demo.add_argument("--finetune-steps", type=_int_in(1), default=100, help="fine-tuning steps per spiking layer")
     demo.add_argument("--held-out", type=_int_in(1), default=1000, help="last N training images that decide keep/revert")
     demo.add_argument("--json", type=Path, help="results file (default OUT/results.json)")
     demo.set_defaults(run=_demo)
     return parser
-
-
-DEMO_RATE_NORM = [100.0, 99.9]  # the classic baselines the demo compares against, at T and 16·T
-DEMO_DEFAULTS = {"model": "vgg11", "dataset": "mnist", "bits": 2, "float_epochs": 3, "epochs": 1, "final_epochs": 3, "out": "runs/demo"}
 
 
 def _add_compared_checkpoints(parser: argparse.ArgumentParser, also: str) -> None:
@@ -184,22 +180,22 @@ def _add_compared_checkpoints(parser: argparse.ArgumentParser, also: str) -> Non
     parser.add_argument("--finetuned", type=Path, nargs="+", default=[], help="fine-tuned SNN checkpoints (from `fastsnn finetune`) to add")
 
 
-def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None = None) -> None:
-    from .train import TrainConfig
+def _add_training_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
+    from .workflows.demo import DEMO_DEFAULTS
+    from .workflows.train import TrainConfig
 
-    base = TrainConfig()
-    defaults = defaults or {}
-    parser.add_argument("--model", default=defaults.get("model", base.model), help="registry name (see fastsnn.models.list_models)")
-    parser.add_argument("--dataset", default=defaults.get("dataset", base.dataset))
+    base = TrainConfig(**DEMO_DEFAULTS) if demo else TrainConfig()
+    parser.add_argument("--model", default=base.model, help="registry name (see fastsnn.models.list_models)")
+    parser.add_argument("--dataset", default=base.dataset)
     parser.add_argument("--data-root")
-    parser.add_argument("--bits", type=_int_in(1, 8), default=defaults.get("bits", base.bits), help="final activation bits (T = 2^bits − 1)")
+    parser.add_argument("--bits", type=_int_in(MIN_BITS, MAX_BITS), default=base.bits, help="final activation bits (T = 2^bits − 1)")
     parser.add_argument("--float-only", action="store_true", help="train the float ANN only")
     parser.add_argument("--width", type=_positive_float, default=base.width, help="channel width multiplier")
-    parser.add_argument("--stem", default=base.stem, choices=["cifar", "imagenet"])
-    parser.add_argument("--weight-bits", type=_int_in(2, 16), help="also quantize weights per channel to this many bits")
-    parser.add_argument("--float-epochs", type=_int_in(0), default=defaults.get("float_epochs", base.float_epochs))
-    parser.add_argument("--epochs", type=_int_in(0), default=defaults.get("epochs", base.epochs), help="epochs per intermediate quantized stage")
-    parser.add_argument("--final-epochs", type=_int_in(0), default=defaults.get("final_epochs", base.final_epochs), help="epochs of the last stage (default --epochs)")
+    parser.add_argument("--stem", default=base.stem, choices=STEMS)
+    parser.add_argument("--weight-bits", type=_int_in(MIN_WEIGHT_BITS, MAX_WEIGHT_BITS), help="also quantize weights per channel to this many bits")
+    parser.add_argument("--float-epochs", type=_int_in(0), default=base.float_epochs)
+    parser.add_argument("--epochs", type=_int_in(0), default=base.epochs, help="epochs per intermediate quantized stage")
+    parser.add_argument("--final-epochs", type=_int_in(0), default=base.final_epochs, help="epochs of the last stage (default --epochs)")
     parser.add_argument("--no-progressive", action="store_true", help="go from float straight to --bits")
     parser.add_argument("--batch-size", type=_int_in(1), default=base.batch_size)
     parser.add_argument("--lr", type=_positive_float, default=base.lr, help="float-stage learning rate")
@@ -207,7 +203,7 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None
     parser.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=base.seed)
     parser.add_argument("--train-limit", type=_int_in(1), help="train on the first N images only")
     parser.add_argument("--test-limit", type=_int_in(1), help="test on the first N images only")
-    parser.add_argument("--out", default=defaults.get("out", base.out_dir), help="folder for the stage checkpoints")
+    parser.add_argument("--out", default=base.out_dir, help="folder for the stage checkpoints")
     parser.add_argument("--checkpoint-every", type=_int_in(1), metavar="STEPS", help="also checkpoint every STEPS steps within an epoch")
     parser.add_argument(
         "--checkpoint-seconds", type=_positive_float, default=base.checkpoint_seconds, metavar="S",
@@ -217,7 +213,7 @@ def _add_training_options(parser: argparse.ArgumentParser, defaults: dict | None
 
 
 def _train_config(args):
-    from .train import TrainConfig
+    from .workflows.train import TrainConfig
 
     return TrainConfig(
         model=args.model, dataset=args.dataset, bits=None if args.float_only else args.bits, width=args.width,
@@ -237,8 +233,8 @@ def _data(args) -> int:
 
 
 def _train(args) -> int:
-    from .distributed import rank
-    from .train import train_progressive
+    from .workflows.distributed import rank
+    from .workflows.train import train_progressive
 
     paths = train_progressive(_train_config(args))
     if rank() == 0:
@@ -248,22 +244,22 @@ def _train(args) -> int:
 
 
 def _convert(args) -> int:
-    from .checkpoint import load_checkpoint, save_checkpoint
-    from .convert import convert
+    from .workflows.convert import convert_checkpoint
+    from .workflows.validation import check_paths
 
-    _check_paths(args, read=("checkpoint",), write=("--out",))
-    checkpoint = load_checkpoint(args.checkpoint)
-    snn = convert(checkpoint.build_model(), signed=not args.unsigned, T=args.time_steps)
-    spec = dataclasses.replace(checkpoint.spec, snn={"T": snn.T, "signed": not args.unsigned})
-    save_checkpoint(args.out, snn, spec, training={"dataset": checkpoint.training.get("dataset"), "converted_from": str(args.checkpoint)})
+    check_paths(read={"checkpoint": args.checkpoint}, write={"--out": args.out})
+    snn = convert_checkpoint(args.checkpoint, args.out, T=args.time_steps, signed=not args.unsigned)
     print(f"{args.out}: {len(snn.neurons())} IF neurons, T={snn.T}, signed={not args.unsigned}")
     return 0
 
 
 def _evaluate(args) -> int:
-    from .evaluate import evaluate_checkpoint, format_results
+    from .analysis import format_results
+    from .workflows.atomic import write_json
+    from .workflows.evaluate import evaluate_checkpoint
+    from .workflows.validation import check_paths
 
-    _check_paths(args, read=("checkpoint", "--float-checkpoint", "--finetuned"), write=("--json",))
+    check_paths(read=_compared(args), write={"--json": args.json}, data_root=args.data_root)
     results = evaluate_checkpoint(
         args.checkpoint, float_checkpoint=args.float_checkpoint, finetuned=args.finetuned, rate_norm=args.rate_norm,
         rate_norm_time_steps=args.rate_norm_T, time_steps=args.time_steps, dataset=args.dataset,
@@ -271,14 +267,16 @@ def _evaluate(args) -> int:
     )
     print(format_results(results))
     if args.json:
-        _write_json(args.json, results)
+        print(f"results written to {write_json(args.json, results)}")
     return 0
 
 
 def _finetune(args) -> int:
-    from .finetune.from_checkpoint import finetune_checkpoint, format_reports
+    from .workflows.atomic import write_json
+    from .workflows.finetune import finetune_checkpoint, format_reports
+    from .workflows.validation import check_paths
 
-    _check_paths(args, read=("checkpoint",), write=("--out", "--json"))
+    check_paths(read={"checkpoint": args.checkpoint}, write={"--out": args.out, "--json": args.json}, data_root=args.data_root)
     reports = finetune_checkpoint(
         args.checkpoint, args.out, T=args.time_steps, signed=not args.unsigned, objective=args.objective,
         steps_per_layer=args.steps, lr=args.lr, batch_size=args.batch_size, held_out=args.held_out, limit=args.limit,
@@ -287,100 +285,54 @@ def _finetune(args) -> int:
     print(format_reports(reports))
     print(f"{args.out}: fine-tuned SNN ({sum(r.kept for r in reports)} of {len(reports)} layers kept)")
     if args.json:
-        _write_json(args.json, [dataclasses.asdict(r) for r in reports])
+        print(f"results written to {write_json(args.json, [dataclasses.asdict(r) for r in reports])}")
     return 0
 
 
 def _analyze(args) -> int:
-    from .analysis import analyze_checkpoint, format_conversion_errors, plot_conversion_errors
+    from .analysis import format_conversion_errors
+    from .workflows.analyze import analyze_checkpoint, save_analysis
+    from .workflows.validation import check_paths
 
-    _check_paths(args, read=("checkpoint", "--float-checkpoint", "--finetuned"), write_folder=("--out",))
+    out = args.out or args.checkpoint.parent / f"{args.checkpoint.stem}-analysis"
+    check_paths(read=_compared(args), write_folders={"--out": out}, data_root=args.data_root)
     errors = analyze_checkpoint(
         args.checkpoint, float_checkpoint=args.float_checkpoint, finetuned=args.finetuned, T=args.time_steps,
         dataset=args.dataset, data_root=args.data_root, limit=args.limit, batch_size=args.batch_size,
     )
     print(format_conversion_errors(errors))
-    out = args.out or args.checkpoint.parent / f"{args.checkpoint.stem}-analysis"
-    _write_json(out / "conversion_errors.json", errors.as_dict())
-    print(f"plot written to {plot_conversion_errors(errors, out / 'conversion_errors.png', title=args.checkpoint.name)}")
+    json_path, plot_path = save_analysis(errors, out, title=args.checkpoint.name)
+    print(f"results written to {json_path}\nplot written to {plot_path}")
     return 0
 
 
 def _import(args) -> int:
-    from .checkpoint import ModelSpec, import_weights, save_checkpoint
-    from .data import dataset_info, list_datasets
+    from .data import list_datasets
     from .models import list_models
-    from .validation import check_choice, check_readable_file, check_writable
+    from .workflows.imports import import_checkpoint
+    from .workflows.validation import check_choice, check_paths
 
-    check_readable_file("weights", args.weights)
+    check_paths(read={"weights": args.weights}, write={"--out": args.out})
     check_choice("--model", args.model, list_models())
     check_choice("--dataset", args.dataset, list_datasets())
-    check_writable("--out", args.out, folder=False)
-    info = dataset_info(args.dataset)
-    spec = ModelSpec(
-        args.model, info.num_classes, info.in_channels, {"width": args.width, "stem": args.stem}, args.bits, args.weight_bits
+    checkpoint = import_checkpoint(
+        args.weights, args.out, model=args.model, dataset=args.dataset, bits=args.bits, weight_bits=args.weight_bits,
+        width=args.width, stem=args.stem, allow_pickle=args.allow_pickle,
     )
-    checkpoint = import_weights(args.weights, spec, allow_pickle=args.allow_pickle)
-    save_checkpoint(args.out, checkpoint.build_model(), spec, training={"dataset": args.dataset, "imported_from": str(args.weights)})
     print(f"{args.out}: {args.model} ({len(checkpoint.model_state)} tensors checked), bits={args.bits}")
     return 0
 
 
 def _demo(args) -> int:
-    from .data import fetch_dataset
-    from .evaluate import evaluate_checkpoint, format_results
-    from .finetune.from_checkpoint import finetune_checkpoint, format_reports
-    from .train import train_progressive
+    from .workflows.demo import run_demo
 
-    config = _train_config(args).validate()
-    print(fetch_dataset(config.dataset, root=config.data_root))
-    paths = train_progressive(config)
-    final = list(paths.values())[-1]  # the last stage trained: the target bit width
-    tuned = Path(config.out_dir) / f"{final.stem}-snn-finetuned.safetensors"
-    reports = finetune_checkpoint(
-        final, tuned, steps_per_layer=args.finetune_steps, held_out=args.held_out, data_root=config.data_root, progress=config.progress
-    )
-    print(format_reports(reports))
-    T = 2**config.bits - 1
-    results = evaluate_checkpoint(
-        final, float_checkpoint=paths["float"], finetuned=[tuned], rate_norm=DEMO_RATE_NORM, rate_norm_time_steps=[T, 16 * T],
-        data_root=config.data_root, limit=config.test_limit, progress=config.progress,
-    )
-    print(format_results(results))
-    _write_json(args.json or Path(config.out_dir) / "results.json", results)
+    run_demo(_train_config(args), finetune_steps=args.finetune_steps, held_out=args.held_out, json=args.json)
     return 0
 
 
-def _check_paths(args, *, read=(), write=(), write_folder=()) -> None:
-    """Up-front checks of the path options (named as typed, e.g. ``--float-checkpoint``) and of
-    ``--data-root``, before any work starts or any output is written."""
-    from .validation import check_folder, check_readable_file, check_writable
-
-    def paths(option):
-        value = getattr(args, option.lstrip("-").replace("-", "_"))
-        return value if isinstance(value, list) else [] if value is None else [value]
-
-    inputs = {}
-    for option in read:
-        for path in paths(option):
-            inputs[check_readable_file(option, path).resolve()] = option
-    if getattr(args, "data_root", None) is not None:
-        check_folder("--data-root", args.data_root)
-    for option in write:
-        for path in paths(option):
-            if check_writable(option, path, folder=False).resolve() in inputs:
-                raise FastSNNError(f"{option} {path} is also the {inputs[path.resolve()]} input; writing it would destroy that file")
-    for option in write_folder:
-        for path in paths(option):
-            check_writable(option, path, folder=True)
-
-
-def _write_json(path: Path, results: dict) -> None:
-    from .atomic import atomic_path
-
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"results written to {path}")
+def _compared(args) -> dict:
+    """The input checkpoints of evaluate and analyze, by option."""
+    return {"checkpoint": args.checkpoint, "--float-checkpoint": args.float_checkpoint, "--finetuned": args.finetuned}
 
 
 if __name__ == "__main__":

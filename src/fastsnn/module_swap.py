@@ -5,7 +5,7 @@ from collections.abc import Callable
 from torch import nn
 
 
-def swap_modules(model: nn.Module, replacement: Callable[[str, nn.Module], nn.Module | None]) -> int:
+def swap_modules_(model: nn.Module, replacement: Callable[[str, nn.Module], nn.Module | None]) -> int:
     """Replace, in place, every submodule for which ``replacement(path, module)`` returns a module.
 
     A module object reachable from several places (e.g. one ReLU reused twice) is asked once and

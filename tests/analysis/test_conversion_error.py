@@ -5,16 +5,11 @@ import json
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from fastsnn import QuantReLU, convert, quantize
 from fastsnn.analysis import ConversionErrors, conversion_errors, format_conversion_errors, plot_conversion_errors
 from fastsnn.errors import FastSNNError
-from helpers import dyadic, random_dyadic_network, random_qann
-
-
-def loader_of(images, batch_size=32):
-    return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size)
+from helpers import loader_of, dyadic, random_dyadic_network, random_qann
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -1,43 +1,13 @@
-import contextlib
+"""convert(): exact where the theory says so, a pure function of the QANN, clear refusals."""
 
 import pytest
 import torch
 from torch import nn
 
-from helpers import dyadic, random_dyadic_network
 from fastsnn import IFNeuron, QuantReLU, SpikingNetwork, convert, quantize
+from fastsnn.analysis import conversion_errors, recorded_outputs
 from fastsnn.errors import ConversionError
-from fastsnn.models import create_model
-from fastsnn.quant import levels, relu_percentiles
-
-
-@contextlib.contextmanager
-def recorded(model, kind):
-    """Record the output of every ``kind`` module by path, in execution order."""
-    outputs = {}
-    handles = [
-        module.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out.detach()))
-        for name, module in model.named_modules()
-        if isinstance(module, kind)
-    ]
-    try:
-        yield outputs
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def per_layer_error(qann, snn, x):
-    """Mean |SNN rate − QANN activation| / θ at each spiking layer, in execution order."""
-    with recorded(qann, QuantReLU) as target, recorded(snn.body, IFNeuron) as spikes, torch.no_grad():
-        qann(x)
-        snn(x)
-    thresholds = dict(snn.neurons())
-    errors = []
-    for name, activation in target.items():
-        rate = spikes[name].view(snn.T, *activation.shape).mean(0)
-        errors.append(((rate - activation).abs().mean() / thresholds[name].threshold).item())
-    return errors
+from helpers import dyadic, loader_of, random_dyadic_network, random_qann
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4])
@@ -47,16 +17,13 @@ def test_first_spiking_layer_is_exact_on_random_networks(bits, seed):
     qann = random_dyadic_network(generator, bits, depth=int(torch.randint(1, 4, (), generator=generator)))
     snn = convert(qann, signed=bool(seed % 2))
     x = dyadic((16, 1, 6, 6), generator, low=0, high=17, denominator=16)
-    first = "1"
-    with recorded(qann, QuantReLU) as target, recorded(snn.body, IFNeuron) as spikes, torch.no_grad():
+    with recorded_outputs({"1": qann[1]}) as target, recorded_outputs({"1": snn.body[1]}) as rate, torch.no_grad():
         qann(x)
         snn(x)
     theta = qann[1].alpha.detach()
-    spike_count = spikes[first].view(snn.T, *target[first].shape).sum(0) / theta
-    level = target[first] * levels(bits) / theta
-    position = (qann[0](x) * levels(bits) / theta).detach()
+    position = (qann[0](x) * snn.T / theta).detach()
     assert (torch.frac(position) == 0.5).any(), "the draw must reach rounding ties"
-    assert torch.equal(spike_count, level)
+    assert torch.equal(rate["1"], target["1"]), "dyadic values: rate θ·n/T and q = (α/L)·k are both exact"
 
 
 @pytest.mark.parametrize("signed", [False, True])
@@ -67,23 +34,13 @@ def test_single_spiking_layer_output_equals_qann(signed):
         assert torch.allclose(convert(qann, signed=signed)(x), qann(x), atol=1e-5)
 
 
-def calibrated(name, bits, generator):
-    """A registry model with random BN statistics and α from its own activation percentiles."""
-    model = create_model(name, num_classes=10, in_channels=1, width=0.25)
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2, generator=generator)
-            module.running_var.uniform_(0.5, 2.0, generator=generator)
-    x = torch.rand(32, 1, 28, 28, generator=generator)
-    return quantize(model.eval(), bits, alpha=relu_percentiles(model, [x], 99.0)).eval(), x
-
-
 @pytest.mark.parametrize("name", ["vgg11", "resnet20"])
 @pytest.mark.parametrize("bits", [2, 3])
 def test_error_is_zero_at_the_first_layer_and_grows_with_depth(name, bits):
-    qann, x = calibrated(name, bits, torch.Generator().manual_seed(bits))
-    unsigned = per_layer_error(qann, convert(qann, signed=False), x)
-    signed = per_layer_error(qann, convert(qann, signed=True), x)
+    qann = random_qann(name, bits, bits=bits, size=28)
+    x = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(bits))
+    errors = conversion_errors(qann, {"unsigned": convert(qann, signed=False), "signed": convert(qann)}, loader_of(x))
+    unsigned, signed = errors.accumulating["unsigned"], errors.accumulating["signed"]
     # truncating the network after its first spiking layer leaves a network the SNN reproduces exactly
     # (up to float rounding at ties: a mismatch there moves one level, error ≤ 1/T per element)
     assert unsigned[0] < 1e-4 and signed[0] < 1e-4

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from fastsnn.convert import memory_guard
 from fastsnn import convert, quantize
+from fastsnn.convert import memory_guard
 from fastsnn.errors import FastSNNError
 from fastsnn.models import create_model
 
@@ -16,7 +16,11 @@ def snn():
 
 
 def per_sample(snn, x):
-    return memory_guard._bytes_per_sample(snn.body, x[:1], snn.T)
+    return memory_guard._bytes_per_sample(snn, x[:1])
+
+
+def free_memory(monkeypatch, available):
+    monkeypatch.setattr(memory_guard, "available_bytes", lambda device: available)
 
 
 def test_per_sample_estimate_is_measured_on_the_meta_device(snn):
@@ -30,37 +34,50 @@ def test_batch_that_does_not_fit_is_chunked_with_the_same_result(snn, monkeypatc
     x = torch.randn(13, 1, 28, 28)
     with torch.no_grad():
         whole = snn(x)
-        need = per_sample(snn, x)
+        free_memory(monkeypatch, int(4.5 * per_sample(snn, x) / memory_guard.USABLE_FRACTION))
+        run = memory_guard.runner(snn, x)
         calls = []
-        real = snn._simulate
-        monkeypatch.setattr(snn, "_simulate", lambda part: calls.append(len(part)) or real(part))
-        monkeypatch.setattr(memory_guard, "available_bytes", lambda device: int(4.5 * need / memory_guard.USABLE_FRACTION))
-        chunked = snn(x)
+        handle = snn.register_forward_pre_hook(lambda _module, inputs: calls.append(len(inputs[0])))
+        try:
+            chunked = run(x)
+        finally:
+            handle.remove()
     assert calls == [4, 4, 4, 1]
     assert torch.equal(chunked, whole)
 
 
+def test_a_batch_that_fits_and_a_plain_ann_run_as_they_are(snn, monkeypatch):
+    x = torch.zeros(3, 1, 28, 28)
+    with torch.no_grad():
+        free_memory(monkeypatch, int(3 * per_sample(snn, x) / memory_guard.USABLE_FRACTION) + 1)
+        assert memory_guard.runner(snn, x) is snn
+        free_memory(monkeypatch, None)  # unknown free memory
+        assert memory_guard.runner(snn, x) is snn
+        free_memory(monkeypatch, 1000)
+        ann = torch.nn.Linear(28, 2)
+        assert memory_guard.runner(ann, x) is ann
+
+
 def test_sample_that_cannot_fit_is_refused_naming_the_cause(snn, monkeypatch):
-    monkeypatch.setattr(memory_guard, "available_bytes", lambda device: 1000)
+    free_memory(monkeypatch, 1000)
     with pytest.raises(FastSNNError, match=r"one sample of shape \(1, 28, 28\) at T=3 needs about .* GiB.*lower T"):
         with torch.no_grad():
-            snn(torch.zeros(2, 1, 28, 28))
+            memory_guard.runner(snn, torch.zeros(2, 1, 28, 28))
 
 
 def test_with_gradients_a_smaller_batch_is_suggested(snn, monkeypatch):
     x = torch.zeros(10, 1, 28, 28)
     need = per_sample(snn, x)
-    monkeypatch.setattr(memory_guard, "available_bytes", lambda device: int(3.5 * need / memory_guard.USABLE_FRACTION))
+    free_memory(monkeypatch, int(3.5 * need / memory_guard.USABLE_FRACTION))
     with pytest.raises(FastSNNError, match="use a batch size of at most 3"):
-        snn(x)
+        memory_guard.runner(snn, x)
 
 
-def test_unknown_free_memory_runs_the_batch_as_is(snn, monkeypatch):
-    monkeypatch.setattr(memory_guard, "available_bytes", lambda device: None)
-    with torch.no_grad():
-        assert snn(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
-
-
-def test_cpu_free_memory_is_read():
-    free = memory_guard.available_bytes(torch.device("cpu"))
-    assert free is None or free > 0
+@pytest.mark.parametrize("limit, expected", [("max", 2000 * 1024), ("900000", 900000 - 100000), ("9000000", 2000 * 1024)])
+def test_cpu_free_memory_is_mem_available_capped_by_the_cgroup_limit(tmp_path, limit, expected):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       8000 kB\nMemFree:        1000 kB\nMemAvailable:   2000 kB\n")
+    (tmp_path / "memory.max").write_text(limit + "\n")
+    (tmp_path / "memory.current").write_text("100000\n")
+    assert memory_guard.available_bytes(torch.device("cpu"), meminfo=meminfo, cgroup=tmp_path) == expected
+    assert memory_guard.available_bytes(torch.device("cpu"), meminfo=tmp_path / "none", cgroup=tmp_path / "none") is None

@@ -19,19 +19,19 @@ def mlp():
 def test_thresholds_come_from_the_calibration_data(percentile):
     model = mlp()
     calibration = [torch.randn(200, 6), torch.randn(100, 6)]
+    state = {name: value.clone() for name, value in model.state_dict().items()}
     snn = convert_rate_norm(model, calibration, T=9, percentile=percentile)
-    with recorded_outputs({"1": model[1], "3": model[3]}) as first, torch.no_grad():
-        activations = {path: [] for path in ("1", "3")}
+    with recorded_outputs({"1": model[1], "3": model[3]}) as activations, torch.no_grad():
         for batch in calibration:
-            model(batch)
-            for path in activations:
-                activations[path].append(first[path].flatten())
+            model(batch)  # outputs of the two calls are joined along the batch
     for path, neuron in snn.neurons():
-        values = torch.cat(activations[path])
+        values = activations[path].flatten()
+        assert values.numel() == 300 * model[int(path) - 1].out_features
         expected = values.max() if percentile == 100 else torch.quantile(values, percentile / 100)
         assert torch.isclose(neuron.threshold, expected), path
         assert neuron.T == 9 and not neuron.signed and neuron.initial_membrane == 0.0
-    assert all(isinstance(m, nn.ReLU) for m in model.modules() if isinstance(m, nn.ReLU)), "the float model is untouched"
+    assert [type(m) for m in model] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear], "the float model keeps its ReLUs"
+    assert all(torch.equal(value, state[name]) for name, value in model.state_dict().items()), "and its weights"
 
 
 def test_first_layer_rates_floor_the_activation_and_converge_as_one_over_T():

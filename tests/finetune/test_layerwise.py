@@ -4,21 +4,22 @@ removes a systematic sequential error where one exists."""
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from fastsnn import QuantReLU, convert
 from fastsnn.analysis import conversion_errors
 from fastsnn.errors import FastSNNError
-from fastsnn.finetune import finetune, finetune_with_report
-from helpers import random_qann
-
-
-def loader_of(images, batch_size, shuffle=False):
-    return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size, shuffle=shuffle)
+from fastsnn.finetune import finetune
+from helpers import loader_of, random_qann
 
 
 def parameters_of(module):
     return {name: p.detach().clone() for name, p in module.named_parameters()}
+
+
+def finetune_with_reports(snn, qann, loader, **options):
+    """The tuned SNN and the list of per-layer reports that ``finetune`` passed to ``on_layer``."""
+    reports = []
+    return finetune(snn, qann, loader, on_layer=reports.append, **options), reports
 
 
 @pytest.mark.parametrize("name, seed, signed, objective", [
@@ -27,11 +28,11 @@ def parameters_of(module):
 def test_held_out_metric_never_worsens_and_only_kept_layers_change(name, seed, signed, objective):
     qann = random_qann(name, seed)
     snn = convert(qann, signed=signed)
-    original = parameters_of(snn)
+    original = parameters_of(snn.body)
     buffers = {n: b.clone() for n, b in snn.named_buffers()}
     held_out = loader_of(torch.randn(64, 1, 12, 12), 32)
     before = conversion_errors(qann, {"snn": snn}, held_out).output["snn"]
-    tuned, reports = finetune_with_report(
+    tuned, reports = finetune_with_reports(
         snn, qann, loader_of(torch.randn(128, 1, 12, 12), 16, shuffle=True), held_out=held_out,
         objective=objective, steps_per_layer=4, lr=1e-2, progress=False,
     )
@@ -40,27 +41,27 @@ def test_held_out_metric_never_worsens_and_only_kept_layers_change(name, seed, s
     assert reports, "some layers are tuned"
     assert all((r.output_error_after < r.output_error_before) == r.kept for r in reports)
     assert all(a.output_error_before == (b.output_error_after if b.kept else b.output_error_before) for b, a in zip(reports, reports[1:]))
-    changed = {n for n, p in tuned.named_parameters() if not torch.equal(p.detach(), original[n])}
+    changed = {n for n, p in tuned.body.named_parameters() if not torch.equal(p.detach(), original[n])}
     allowed = {p for r in reports if r.kept for p in r.parameters}
     assert changed <= allowed, f"parameters outside the kept layers changed: {sorted(changed - allowed)}"
     assert all(torch.equal(b, buffers[n]) for n, b in tuned.named_buffers()), "BN statistics and thresholds stay frozen"
-    assert all(torch.equal(p.detach(), original[n]) for n, p in snn.named_parameters()), "the input SNN is untouched"
+    assert all(torch.equal(p.detach(), original[n]) for n, p in snn.body.named_parameters()), "the input SNN is untouched"
 
 
 def test_each_layer_tunes_exactly_the_parameters_feeding_it():
     qann = random_qann("resnet20", 4)
     snn = convert(qann)
-    names = {n for n, _ in snn.named_parameters()}
-    _, reports = finetune_with_report(snn, qann, loader_of(torch.randn(32, 1, 12, 12), 16), held_out=loader_of(torch.randn(16, 1, 12, 12), 16),
+    names = {n for n, _ in snn.body.named_parameters()}
+    _, reports = finetune_with_reports(snn, qann, loader_of(torch.randn(32, 1, 12, 12), 16), held_out=loader_of(torch.randn(16, 1, 12, 12), 16),
                                       steps_per_layer=1, progress=False)
     by_layer = {r.layer: set(r.parameters) for r in reports}
     assert "stem.2" not in by_layer, "the first spiking layer sees the analog input and is exact"
-    block = "body.stages.1.0."
+    block = "stages.1.0."
     assert by_layer["stages.1.0.relu1"] == {block + n for n in ("conv1.weight", "bn1.weight", "bn1.bias")}
     assert by_layer["stages.1.0.relu_out"] == {
         block + n for n in ("conv2.weight", "bn2.weight", "bn2.bias", "shortcut.0.weight", "shortcut.1.weight", "shortcut.1.bias")
     }
-    assert by_layer["stages.1.1.relu_out"] == {"body.stages.1.1." + n for n in ("conv2.weight", "bn2.weight", "bn2.bias")}
+    assert by_layer["stages.1.1.relu_out"] == {"stages.1.1." + n for n in ("conv2.weight", "bn2.weight", "bn2.bias")}
     assert set().union(*by_layer.values()) <= names
     assert not any("fc" in p or "classifier" in p for p in set().union(*by_layer.values())), "the readout is never tuned"
 
@@ -96,7 +97,7 @@ def test_tuning_absorbs_a_systematic_sequential_error():
     # The paper's objective has no gradient where the mean current is ≤ 0 yet the neuron fired early,
     # so it removes only part of this error; back-propagating through the steps sees the early spike.
     for objective, remaining in (("ste", 1.0), ("bptt", 0.1)):
-        tuned, reports = finetune_with_report(
+        tuned, reports = finetune_with_reports(
             snn, qann, loader_of(systematic_error_case(1024, generator), 64, shuffle=True), held_out=held_out,
             objective=objective, steps_per_layer=150, lr=1e-2, progress=False,
         )

@@ -1,8 +1,12 @@
+"""The IF neuron module: the only owner of T, its views of [T*B] tensors, and its surrogate-gradient modes."""
+
 import pytest
 import torch
+from torch import nn
 
-from fastsnn import IFNeuron, QuantReLU
-from fastsnn.neuron import if_scan
+from fastsnn import IFNeuron, QuantReLU, SpikingNetwork
+from fastsnn.errors import ConversionError
+from fastsnn.neuron import if_scan, if_scan_surrogate
 
 
 def test_from_quant_takes_alpha_and_levels():
@@ -29,3 +33,60 @@ def test_rejects_bad_arguments():
         IFNeuron(-1.0, 3)
     with pytest.raises(ValueError, match="T\\*B"):
         IFNeuron(1.0, 3)(torch.zeros(4, 2))
+
+
+def test_T_is_fixed_at_construction():
+    neuron = IFNeuron(1.0, 3)
+    with pytest.raises(AttributeError):
+        neuron.T = 7
+
+
+def test_a_network_whose_neurons_disagree_on_T_is_refused_naming_them():
+    """T = 3 in one neuron and 7 in another would mix time and batch silently (e.g. B = 7): refused."""
+    body = nn.Sequential(nn.Linear(4, 4), IFNeuron(1.0, 3), nn.Linear(4, 4), IFNeuron(1.0, 7))
+    with pytest.raises(ConversionError, match=r"1: T=3, 3: T=7"):
+        SpikingNetwork(body)
+    snn = SpikingNetwork(nn.Sequential(nn.Linear(4, 4), IFNeuron(1.0, 3)))
+    snn.body.append(IFNeuron(1.0, 7))  # swapped in after construction: the next forward refuses
+    with pytest.raises(ConversionError, match="share one T"):
+        snn(torch.zeros(7, 4))
+    with pytest.raises(ConversionError, match="no IF neuron"):
+        SpikingNetwork(nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_rate_and_constancy_views_of_the_neuron(signed):
+    T, B = 7, 5
+    neuron = IFNeuron(0.75, T, signed=signed)
+    current = torch.randn(T, B, 3)
+    out = neuron(current.reshape(T * B, 3))
+    assert torch.equal(neuron.average_over_time(out), out.reshape(T, B, 3).mean(0))
+    assert not neuron.constant_over_time(current.reshape(T * B, 3))
+    assert neuron.constant_over_time(current[:1].expand(T, B, 3).reshape(T * B, 3))
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_surrogate_modes_keep_the_spikes_and_give_their_gradients(signed):
+    generator = torch.Generator().manual_seed(int(signed))
+    T, B, theta = 3, 64, 0.8
+    current = (torch.randn(T, B, 4, generator=generator) * 0.6).requires_grad_(True)
+    folded = current.reshape(T * B, 4)
+    neuron = IFNeuron(theta, T, signed=signed)
+    plain = neuron(folded)
+    assert not plain.requires_grad, "spikes carry no gradient by default"
+
+    neuron.surrogate = "ste"
+    ste = neuron(folded)
+    assert torch.allclose(ste, plain, atol=1e-6)
+    neuron.average_over_time(ste).sum().backward()
+    mean = current.detach().mean(0)
+    inside = ((mean > 0) & (mean < theta)).float() / T  # d clip(mean current, 0, θ) / d I(t)
+    assert torch.allclose(current.grad, inside.expand(T, B, 4))
+
+    current.grad = None
+    neuron.surrogate = "bptt"
+    bptt = neuron(folded)
+    assert torch.equal(bptt, plain)
+    bptt.sum().backward()
+    expected = torch.autograd.grad((theta * if_scan_surrogate(current, torch.tensor(theta), signed=signed)).sum(), current)[0]
+    assert torch.allclose(current.grad, expected)

@@ -1,13 +1,19 @@
-"""Measurements of converted networks: per-layer conversion error, as a table, JSON and plot."""
+"""Measurements of converted networks: accuracy and agreement, per-layer conversion error (table, JSON, plot)."""
 
 from .activations import recorded_outputs
+from .agreement import accuracy, compare_models, evaluate_conversion, format_results, predictions, row
 from .conversion_error import ConversionErrors, conversion_errors, format_conversion_errors, plot_conversion_errors
-from .from_checkpoint import analyze_checkpoint
 
 __all__ = [
     "ConversionErrors",
-    "analyze_checkpoint",     "conversion_errors",
+    "accuracy",
+    "compare_models",
+    "conversion_errors",
+    "evaluate_conversion",
     "format_conversion_errors",
+    "format_results",
     "plot_conversion_errors",
+    "predictions",
     "recorded_outputs",
+    "row",
 ]

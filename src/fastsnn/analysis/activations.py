@@ -11,12 +11,13 @@ from ..neuron import IFNeuron
 
 @contextlib.contextmanager
 def recorded_outputs(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, torch.Tensor]]:
-    """Within the block, every forward of ``modules[path]`` stores its output under ``path``.
+    """Within the block, every forward of ``modules[path]`` stores its output ``[B, ...]`` under ``path``.
 
     An :class:`IFNeuron`'s output ``[T*B, ...]`` is stored as its rate ``[B, ...]`` (mean of θ·s
-    over T); any other module's output as it is. The dict is filled in call order (Python dicts keep
-    insertion order), so ``list(outputs)`` is the execution order of the modules. Hooks are removed
-    on exit; nothing is written onto the modules.
+    over T); any other module's output as it is. A module that runs several times in the block (a
+    batch simulated in chunks) has its outputs joined along the batch. The dict is filled in call
+    order (Python dicts keep insertion order), so ``list(outputs)`` is the execution order of the
+    modules. Hooks are removed on exit; nothing is written onto the modules.
     """
     outputs: dict[str, torch.Tensor] = {}
 
@@ -24,8 +25,8 @@ def recorded_outputs(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, tor
         def hook(_module, _inputs, output):
             output = output.detach()
             if isinstance(module, IFNeuron):
-                output = output.reshape(module.T, -1, *output.shape[1:]).mean(0)
-            outputs[path] = output
+                output = module.average_over_time(output)
+            outputs[path] = torch.cat([outputs[path], output]) if path in outputs else output
 
         return hook
 

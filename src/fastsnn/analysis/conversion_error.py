@@ -19,7 +19,9 @@ import torch
 from torch import nn
 
 from ..convert import SpikingNetwork
+from ..convert.memory_guard import runner
 from ..errors import FastSNNError
+from ..model_context import device_of, eval_mode
 from ..quant import QuantReLU
 from ..table import format_table
 from .activations import recorded_outputs
@@ -47,12 +49,13 @@ def conversion_errors(
     loader: Iterable,
     *,
     float_model: nn.Module | None = None,
-    device: torch.device = torch.device("cpu"),
 ) -> ConversionErrors:
     """Measure the per-layer error of each SNN in ``snns`` (e.g. ``{"unsigned": ..., "signed": ...}``)
     against ``qann`` over ``loader`` (batches of ``(images [B, C, H, W], labels)``).
 
-    All SNNs must come from ``qann`` (same neuron paths). Models are put in eval mode.
+    All SNNs must come from ``qann`` (same neuron paths). Each model runs on its own device, in eval
+    mode during the call (its flags are restored on exit); SNN batches too large for free memory run
+    in chunks.
     """
     if not snns:
         raise FastSNNError("conversion_errors needs at least one SNN variant")
@@ -65,30 +68,29 @@ def conversion_errors(
         if not isinstance(module, QuantReLU):
             raise FastSNNError(f"the QANN has a {type(module).__name__} at {path!r}, where the SNN has a spiking layer; pass the QANN it was converted from")
     float_modules = {path: _module(float_model, path, "float ANN") for path in paths} if float_model is not None else None
-    thresholds = {path: module.threshold.to(device) for path, module in next(iter(snns.values())).neurons()}
+    thresholds = {path: module.threshold.cpu() for path, module in next(iter(snns.values())).neurons()}
     totals = {name: torch.zeros(len(paths), dtype=torch.float64) for name in ["quantization", *snns]}
     output_totals, output_elements = dict.fromkeys(snns, 0.0), 0
-    samples, order = 0, None
-    for model in [qann, *snns.values(), *([float_model] if float_model is not None else [])]:
-        model.to(device).eval()
-    for images, *_ in loader:
-        images = images.to(device)
-        with recorded_outputs(qann_modules) as targets:
-            reference = qann(images)
-        if not isinstance(reference, torch.Tensor):
-            raise FastSNNError(f"conversion_errors compares tensor outputs; the QANN returns {type(reference).__name__}")
-        output_elements += reference.numel()
-        order = order or list(targets)
-        for name, snn in snns.items():
-            with recorded_outputs(dict(snn.neurons())) as rates:
-                output = snn(images)
-            totals[name] += _summed_errors(rates, targets, thresholds, paths)
-            output_totals[name] += (output - reference).pow(2).sum().item()
-        if float_modules is not None:
-            with recorded_outputs(float_modules) as activations:
-                float_model(images)
-            totals["quantization"] += _summed_errors(activations, targets, thresholds, paths)
-        samples += images.shape[0]
+    samples, order, runners = 0, None, None
+    with eval_mode(qann, *snns.values(), *([float_model] if float_model is not None else [])):
+        for images, *_ in loader:
+            runners = runners or {name: runner(snn, images.to(device_of(snn))) for name, snn in snns.items()}
+            with recorded_outputs(qann_modules) as targets:
+                reference = qann(images.to(device_of(qann))).cpu()
+            if not isinstance(reference, torch.Tensor):
+                raise FastSNNError(f"conversion_errors compares tensor outputs; the QANN returns {type(reference).__name__}")
+            output_elements += reference.numel()
+            order = order or list(targets)
+            for name, snn in snns.items():
+                with recorded_outputs(dict(snn.neurons())) as rates:
+                    output = runners[name](images.to(device_of(snn))).cpu()
+                totals[name] += _summed_errors(rates, targets, thresholds, paths)
+                output_totals[name] += (output - reference).pow(2).sum().item()
+            if float_modules is not None:
+                with recorded_outputs(float_modules) as activations:
+                    float_model(images.to(device_of(float_model)))
+                totals["quantization"] += _summed_errors(activations, targets, thresholds, paths)
+            samples += images.shape[0]
     if samples == 0:
         raise FastSNNError("conversion_errors got no data")
     units = {path: targets[path][0].numel() for path in paths}
@@ -110,8 +112,8 @@ def _module(model: nn.Module, path: str, role: str) -> nn.Module:
 
 
 def _summed_errors(outputs, targets, thresholds, paths) -> torch.Tensor:
-    """``[len(paths)]`` sums over the batch and units of |output − target| / θ."""
-    return torch.tensor([((outputs[p] - targets[p]).abs() / thresholds[p]).sum().item() for p in paths], dtype=torch.float64)
+    """``[len(paths)]`` sums over the batch and units of |output − target| / θ (computed on the CPU)."""
+    return torch.tensor([((outputs[p].cpu() - targets[p].cpu()).abs() / thresholds[p]).sum().item() for p in paths], dtype=torch.float64)
 
 
 def format_conversion_errors(errors: ConversionErrors) -> str:

@@ -1,15 +1,15 @@
 """``convert(qann)``: a new SpikingNetwork whose quantized activations are IF neurons."""
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from torch import nn
 
 from ..errors import ConversionError
 from ..graph_checks import find_unsupported
-from ..module_swap import swap_modules
-from ..neuron import IFNeuron
-from ..quant import QuantReLU
+from ..module_swap import swap_modules_
+from ..neuron import IFNeuron, check_time_steps
+from ..quant import QuantReLU, levels
 from .spiking_network import SpikingNetwork
 
 # Which module type becomes which spiking module; the destination class owns the translation.
@@ -18,15 +18,25 @@ CONVERTERS: dict[type[nn.Module], Callable[..., nn.Module]] = {
 }
 
 
-def convert(qann: nn.Module, signed: bool = True, T: int | None = None) -> SpikingNetwork:
+def convert(
+    qann: nn.Module,
+    *,
+    signed: bool = True,
+    T: int | None = None,
+    mapping: Mapping[type[nn.Module], Callable[..., nn.Module]] = CONVERTERS,
+) -> SpikingNetwork:
     """Return a new :class:`SpikingNetwork` equivalent to ``qann`` (which is left untouched).
 
-    Every :class:`QuantReLU` becomes an :class:`IFNeuron` with θ = α, v0 = θ/2 and soft reset.
+    Every module whose type is in ``mapping`` is replaced by ``mapping[type](module, T=T, signed=signed)``;
+    with the default table every :class:`QuantReLU` becomes an :class:`IFNeuron` with θ = α,
+    v0 = θ/2 and soft reset.
 
     Args:
         qann: a quantized ANN, e.g. from :func:`fastsnn.quantize`.
         signed: use signed IF neurons (take back spikes to cancel the sequential error).
-        T: time steps; default 2^b − 1, where the first spiking layer is exactly the QANN's.
+        T: time steps; default 2^b − 1 (:func:`~fastsnn.quant.levels`), where the first spiking layer
+            is exactly the QANN's.
+        mapping: the swap table, as in ``torch.ao.quantization.convert``.
 
     Raises:
         ConversionError: no quantized activation, mixed bit widths without an explicit T, or a module /
@@ -44,19 +54,21 @@ def convert(qann: nn.Module, signed: bool = True, T: int | None = None) -> Spiki
     if T is None:
         if len(bit_widths) > 1:
             raise ConversionError(f"cannot choose T: the QuantReLUs mix bit widths {sorted(bit_widths)}; pass T explicitly")
-        T = 2 ** bit_widths.pop() - 1
-    if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-        raise ConversionError(f"T must be a positive integer, got {T!r}")
+        T = levels(bit_widths.pop())
     if not isinstance(signed, bool):
         raise ConversionError(f"signed must be True or False, got {signed!r}")
 
+    try:
+        check_time_steps(T)
+    except ValueError as error:
+        raise ConversionError(f"cannot convert: {error}") from None
     body = copy.deepcopy(qann)
-    swap_modules(body, lambda path, module: _spiking(path, module, T, signed))
-    return SpikingNetwork(body, T).eval()
+    swap_modules_(body, lambda path, module: _spiking(mapping, path, module, T, signed))
+    return SpikingNetwork(body).eval()
 
 
-def _spiking(path: str, module: nn.Module, T: int, signed: bool) -> nn.Module | None:
-    make = CONVERTERS.get(type(module))
+def _spiking(mapping, path: str, module: nn.Module, T: int, signed: bool) -> nn.Module | None:
+    make = mapping.get(type(module))
     if make is None:
         return None
     try:

@@ -1,14 +1,17 @@
-"""Memory guard for simulation: a batch that would not fit at T steps is run in chunks, or refused clearly.
+"""Memory guard: a plan, made once per input shape, that simulates batches in chunks that fit in memory.
 
 An SNN holds ``[T*B, ...]`` activations, T times what the QANN needs, so a batch size that suits the
-QANN can exhaust memory and get the process killed by the operating system. Before simulating, the
-guard compares the bytes a batch needs with the free memory of its device and splits the batch
-along B when needed. Samples are independent (BatchNorm runs in eval mode), so chunking changes
-nothing in the result.
+QANN can exhaust memory and get the process killed by the operating system. :func:`runner` compares
+the bytes a batch needs with the free memory of its device, once, and returns the function to call
+on every batch of that shape: the network itself when the batch fits, or the network applied to
+chunks along B. Samples are independent (BatchNorm runs in eval mode), so chunking changes nothing
+in the result. The guard is a separate, explicit step (the evaluation and analysis loops use it)
+rather than part of ``SpikingNetwork.forward``: the forward stays the plain data flow, and free
+memory is read once per loop instead of on every call.
 
-Bytes per sample are measured once per input shape by running one sample through a copy of the body
-on the ``meta`` device (shapes only: no computation, and the user's hooks are not called), with
-hooks on the leaf modules: without autograd, the peak is taken as ``SAFETY`` times the largest layer's input plus
+Bytes per sample are measured by running one sample through a copy of the body on the ``meta``
+device (shapes only: no computation, and the user's hooks are not called), with hooks on the leaf
+modules: without autograd, the peak is taken as ``SAFETY`` times the largest layer's input plus
 output (tensors kept alive across layers, e.g. by shortcuts, and the neuron's scan buffers); with
 autograd every output is kept for the backward pass, so it is their sum.
 """
@@ -21,69 +24,74 @@ import torch
 from torch import nn
 
 from ..errors import FastSNNError
+from .spiking_network import SpikingNetwork
 
 SAFETY = 2.0
 USABLE_FRACTION = 0.8  # of the free memory; the rest is left to everything else
 
 
-def available_bytes(device: torch.device) -> int | None:
-    """Free memory of ``device`` in bytes (CUDA: ``mem_get_info``; CPU: MemAvailable, capped by a cgroup limit), or None if unknown."""
+def available_bytes(device: torch.device, *, meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Free memory of ``device`` in bytes, or None if unknown.
+
+    CUDA: ``mem_get_info``. CPU: ``MemAvailable`` of ``meminfo``, capped by the cgroup (v2) limit
+    ``cgroup/memory.max`` minus ``cgroup/memory.current`` when one is set.
+    """
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
     if device.type != "cpu":
         return None
     found = []
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
         pass
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        limit = (cgroup / "memory.max").read_text().strip()
         if limit != "max":
-            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+            found.append(int(limit) - int((cgroup / "memory.current").read_text()))
     except (OSError, ValueError):
         pass
     return min(found) if found else None
 
 
-def run_in_chunks(simulate: Callable, body: nn.Module, x: torch.Tensor, T: int, cache: dict):
-    """``simulate(x)`` for ``x [B, ...]``, split along B into chunks that fit in free memory.
+def runner(model: nn.Module, batch: torch.Tensor) -> Callable[[torch.Tensor], object]:
+    """The function to run ``model`` on batches shaped like ``batch [B, ...]`` (or smaller) within free memory.
 
-    ``simulate`` runs the network on a batch; ``cache`` maps an input signature to its measured
-    bytes per sample (kept by the caller, so each shape is measured once).
+    ``model`` itself unless it is a :class:`SpikingNetwork` whose batch does not fit; then a function
+    that simulates chunks along B and joins their outputs. Free memory is read here, once.
 
     Raises:
         FastSNNError: even one sample does not fit; or, with autograd on (where chunking saves
             nothing), the batch does not fit: the message suggests a batch size.
     """
-    available = available_bytes(x.device)
-    if available is None or x.shape[0] == 0:
-        return simulate(x)
-    key = (tuple(x.shape[1:]), x.dtype, str(x.device), torch.is_grad_enabled())
-    if key not in cache:
-        cache[key] = _bytes_per_sample(body, x[:1], T)
-    per_sample, budget, batch = cache[key], available * USABLE_FRACTION, x.shape[0]
-    if per_sample is None or per_sample * batch <= budget:
-        return simulate(x)
+    if not isinstance(model, SpikingNetwork) or batch.shape[0] == 0:
+        return model
+    available = available_bytes(batch.device)
+    if available is None:
+        return model
+    per_sample = _bytes_per_sample(model, batch[:1])
+    budget, size, T = available * USABLE_FRACTION, batch.shape[0], model.T
+    if per_sample is None or per_sample * size <= budget:
+        return model
     if per_sample > budget:
         raise FastSNNError(
-            f"simulating one sample of shape {tuple(x.shape[1:])} at T={T} needs about {_gib(per_sample)} GiB, "
-            f"but only {_gib(available)} GiB of {x.device} memory is free; lower T or the input size"
+            f"simulating one sample of shape {tuple(batch.shape[1:])} at T={T} needs about {_gib(per_sample)} GiB, "
+            f"but only {_gib(available)} GiB of {batch.device} memory is free; lower T or the input size"
         )
     chunk = int(budget // per_sample)
     if torch.is_grad_enabled():
         raise FastSNNError(
-            f"a batch of {batch} samples at T={T} needs about {_gib(per_sample * batch)} GiB with gradients, "
-            f"but only {_gib(available)} GiB of {x.device} memory is free; use a batch size of at most {chunk}"
+            f"a batch of {size} samples at T={T} needs about {_gib(per_sample * size)} GiB with gradients, "
+            f"but only {_gib(available)} GiB of {batch.device} memory is free; use a batch size of at most {chunk}"
         )
-    return _concat([simulate(part) for part in x.split(chunk)])
+    return lambda x: _concat([model(part) for part in x.split(chunk)])
 
 
-def _bytes_per_sample(body: nn.Module, sample: torch.Tensor, T: int) -> int | None:
-    """Bytes one sample needs, from the tensor sizes of every leaf module on the meta device (None if it cannot run there)."""
-    shadow = copy.deepcopy(body).to("meta")
+def _bytes_per_sample(snn: SpikingNetwork, sample: torch.Tensor) -> int | None:
+    """Bytes one sample ``[1, ...]`` needs, from the tensor sizes of every leaf module on the meta device (None if it cannot run there)."""
+    shadow = copy.deepcopy(snn).to("meta")
     sizes = []
 
     def record(_module, inputs, output):
@@ -94,9 +102,8 @@ def _bytes_per_sample(body: nn.Module, sample: torch.Tensor, T: int) -> int | No
         module._forward_pre_hooks.clear()
         if next(module.children(), None) is None:
             module.register_forward_hook(record)
-    repeated = torch.empty((T, *sample.shape[1:]), dtype=sample.dtype, device="meta")
     try:
-        shadow(repeated)
+        shadow(torch.empty_like(sample, device="meta"))
     except (RuntimeError, NotImplementedError, TypeError, ValueError):  # an operation without a meta kernel
         return None
     if not sizes:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ConversionError
 from ..graph_checks import find_unsupported
-from ..module_swap import swap_modules
+from ..module_swap import swap_modules_
 from ..neuron import IFNeuron
 from ..quant import relu_percentiles
 from .spiking_network import SpikingNetwork
@@ -42,8 +42,8 @@ def convert_rate_norm(
     if not thresholds:
         raise ConversionError("cannot rate-norm convert: the model has no nn.ReLU module")
     body = copy.deepcopy(float_model)
-    swap_modules(
+    swap_modules_(
         body,
         lambda path, module: IFNeuron(thresholds[path], T, signed=False, initial_membrane=0.0) if path in thresholds else None,
     )
-    return SpikingNetwork(body, T).eval()
+    return SpikingNetwork(body).eval()

@@ -3,32 +3,39 @@
 import torch
 from torch import nn
 
+from ..errors import ConversionError
 from ..neuron import IFNeuron
-from .memory_guard import run_in_chunks
 
 
 class SpikingNetwork(nn.Module):
     """A QANN body whose quantized activations are IF neurons, simulated for T steps.
 
-    The input is direct-coded (the image is the input current at every step): ``x [B, ...]`` is
-    repeated to ``[T*B, ...]``, every stateless layer runs on all steps at once, and the readout
-    (whatever follows the last neuron) is averaged over T, so outputs are on the QANN's scale.
-    Outputs may be a tensor or a (nested) tuple / list / dict of tensors with batch dimension first.
+    Direct coding: the image is the input current at every step. Time is folded into the batch,
+    so every stateless layer runs once on all steps, and only the neurons know T::
 
-    BatchNorm always runs in eval mode (running statistics), also after ``.train()``, because
-    batch statistics over ``T*B`` would mix time steps.
+        x [B, ...] -> repeat T times -> [T*B, ...] -> body -> [T*B, ...] -> mean over T -> [B, ...]
+
+    The last step is the readout: whatever follows the last neuron is averaged over T, so outputs
+    are on the QANN's scale. Outputs may be a tensor or a (nested) tuple / list / dict of tensors
+    with batch dimension first.
+
+    T is the neurons' (all must agree); BatchNorm always runs in eval mode (running statistics),
+    also after ``.train()``, because batch statistics over ``T*B`` would mix time steps. To simulate
+    a batch too large for free memory, see :func:`fastsnn.convert.memory_guard.runner`.
+
+    Raises:
+        ConversionError: the body has no IF neuron, or its neurons disagree on T.
     """
 
-    def __init__(self, body: nn.Module, T: int):
+    def __init__(self, body: nn.Module):
         super().__init__()
         self.body = body
-        self._T = T
-        self._bytes_per_sample: dict = {}  # measured by the memory guard, per input signature
+        _shared_time_steps(self.neurons())
 
     @property
     def T(self) -> int:
-        """Number of simulated time steps."""
-        return self._T
+        """Number of simulated time steps: that of every IF neuron in the body."""
+        return _shared_time_steps(self.neurons())
 
     def neurons(self) -> list[tuple[str, IFNeuron]]:
         """``(path, neuron)`` for every IF neuron, in module-definition order."""
@@ -42,27 +49,30 @@ class SpikingNetwork(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor):
-        """``x [B, ...]`` -> body output averaged over T (same structure as the QANN's output).
-
-        A batch too large for free memory at T steps is simulated in chunks along B (same result);
-        see :mod:`fastsnn.convert.memory_guard`.
-        """
-        return run_in_chunks(self._simulate, self.body, x, self.T, self._bytes_per_sample)
-
-    def _simulate(self, x: torch.Tensor):
-        repeated = x.unsqueeze(0).expand(self.T, *x.shape).reshape(self.T * x.shape[0], *x.shape[1:])
-        return _mean_over_time(self.body(repeated), self.T)
+        """``x [B, ...]`` -> body output averaged over T (same structure as the QANN's output)."""
+        T, batch = self.T, x.shape[0]
+        steps = x.unsqueeze(0).expand(T, *x.shape).reshape(T * batch, *x.shape[1:])  # [T*B, ...]
+        return mean_over_time(self.body(steps), T)  # [B, ...]
 
     def extra_repr(self) -> str:
         return f"T={self.T}"
 
 
-def _mean_over_time(output, T: int):
-    """Average ``[T*B, ...]`` tensors over T, through tuples, lists and dicts."""
+def _shared_time_steps(neurons: list[tuple[str, IFNeuron]]) -> int:
+    """The T all ``neurons`` share; ConversionError naming each neuron's T if there is no single one."""
+    steps = {neuron.T for _, neuron in neurons}
+    if len(steps) != 1:
+        found = ", ".join(f"{path}: T={neuron.T}" for path, neuron in neurons) or "no IF neuron"
+        raise ConversionError(f"a SpikingNetwork needs IF neurons that all share one T; found {found}")
+    return steps.pop()
+
+
+def mean_over_time(output, T: int):
+    """The readout: ``[T*B, ...]`` tensors averaged over T to ``[B, ...]``, through tuples, lists and dicts."""
     if isinstance(output, torch.Tensor):
         return output.reshape(T, -1, *output.shape[1:]).mean(0)
     if isinstance(output, dict):
-        return {key: _mean_over_time(value, T) for key, value in output.items()}
+        return {key: mean_over_time(value, T) for key, value in output.items()}
     if isinstance(output, (tuple, list)):
-        return type(output)(_mean_over_time(value, T) for value in output)
+        return type(output)(mean_over_time(value, T) for value in output)
     raise TypeError(f"SpikingNetwork cannot average an output of type {type(output).__name__} over time")

@@ -1,4 +1,4 @@
-"""Layer-wise fine-tuning of a converted SNN against its QANN (DESIGN.md §1).
+"""Layer-wise fine-tuning of a converted SNN against its QANN (DESIGN.md, "The method": layer-wise fine-tuning).
 
 Spiking layers are tuned one at a time in execution order. For layer l only the parameters that
 feed neuron l directly (found by asking autograd which parameters its input current depends on:
@@ -6,17 +6,18 @@ neurons cut the graph) are trained, so the same code serves chains, residual blo
 graph ``convert`` accepts. A layer's new weights are kept only if the held-out metric — the mean
 squared difference between SNN and QANN outputs — improves; otherwise they are reverted.
 
-Two objectives, both MSE(rate_l, q_l) / θ² against the QANN's activation q_l:
+Two objectives, both MSE(rate_l, q_l) / θ² against the QANN's activation q_l; the neuron under
+tuning provides the gradient (:attr:`fastsnn.IFNeuron.surrogate`):
   ``"ste"``  the paper's: the rate's value with the gradient of clip(mean current, 0, θ)
              (straight through the mean current; no back-propagation through time);
   ``"bptt"`` back-propagation through the T steps of the IF dynamics of layer l, with a triangular
              surrogate spike gradient (:func:`fastsnn.neuron.if_scan_surrogate`).
 """
 
+import contextlib
 import copy
 import dataclasses
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -24,19 +25,21 @@ from tqdm import tqdm
 
 from ..analysis import conversion_errors, recorded_outputs
 from ..convert import SpikingNetwork
+from ..convert.memory_guard import runner
 from ..errors import FastSNNError
-from ..neuron import IFNeuron, if_scan_surrogate
-
-Objective = Literal["ste", "bptt"]
-OBJECTIVES = ("ste", "bptt")
+from ..model_context import device_of, eval_mode
+from ..neuron import SURROGATES, IFNeuron, Surrogate
 
 
 @dataclasses.dataclass
 class LayerReport:
-    """What fine-tuning did at one spiking layer (errors measured on the held-out data)."""
+    """What fine-tuning did at one spiking layer (errors measured on the held-out data).
+
+    ``layer`` and ``parameters`` are paths inside the network's body, as in ``snn.neurons()``.
+    """
 
     layer: str
-    parameters: list[str]  # names (in the SNN) of the tuned parameters
+    parameters: list[str]  # the tuned parameters
     layer_error_before: float  # mean |rate − q| / θ at this layer
     layer_error_after: float
     output_error_before: float  # mean squared difference of SNN and QANN outputs (the keep/revert metric)
@@ -45,86 +48,76 @@ class LayerReport:
 
 
 def finetune(
-    snn: SpikingNetwork, qann: nn.Module, loader: Iterable, *, held_out: Iterable, **options
-) -> SpikingNetwork:
-    """The fine-tuned copy of ``snn``; see :func:`finetune_with_report` for the arguments."""
-    return finetune_with_report(snn, qann, loader, held_out=held_out, **options)[0]
-
-
-def finetune_with_report(
     snn: SpikingNetwork,
     qann: nn.Module,
     loader: Iterable,
     *,
     held_out: Iterable,
-    objective: Objective = "ste",
+    objective: Surrogate = "ste",
     steps_per_layer: int = 100,
     lr: float = 1e-3,
-    device: torch.device = torch.device("cpu"),
     progress: bool = True,
-) -> tuple[SpikingNetwork, list[LayerReport]]:
-    """Tune ``snn`` (left untouched; a tuned copy is returned) layer by layer towards ``qann``.
+    on_layer: Callable[[LayerReport], None] | None = None,
+) -> SpikingNetwork:
+    """A copy of ``snn`` tuned layer by layer towards ``qann`` (both are left untouched).
 
     Args:
-        snn: a network from :func:`fastsnn.convert` of ``qann`` (signed or unsigned).
+        snn: a network from :func:`fastsnn.convert` of ``qann`` (signed or unsigned); the tuned
+            copy runs on its device.
         qann: the quantized ANN it was converted from; the targets are its activations.
         loader: training batches ``(images [B, C, H, W], labels)``, cycled as needed (labels unused).
         held_out: batches not in ``loader`` that decide whether each layer's new weights are kept.
         objective: ``"ste"`` (the paper's) or ``"bptt"`` (through the T steps, surrogate gradient).
         steps_per_layer: optimizer steps (Adam) per spiking layer.
         lr: Adam learning rate.
+        on_layer: called with the :class:`LayerReport` of each tuned layer (e.g. ``reports.append``).
     Returns:
-        the tuned SNN (on ``device``, eval mode) and one :class:`LayerReport` per tuned layer. The
-        first spiking layers, whose input current is the same at every step, are exact and skipped.
+        the tuned SNN in eval mode. The first spiking layers, whose input current is the same at
+        every step, are exact and skipped.
     """
-    if objective not in OBJECTIVES:
-        raise FastSNNError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if objective not in SURROGATES:
+        raise FastSNNError(f"objective must be one of {', '.join(SURROGATES)}, got {objective!r}")
     if not isinstance(steps_per_layer, int) or steps_per_layer < 1:
         raise FastSNNError(f"steps_per_layer must be a positive integer, got {steps_per_layer!r}")
     if not lr > 0:
         raise FastSNNError(f"lr must be > 0, got {lr!r}")
-    qann = qann.to(device).eval()
-    tuned = copy.deepcopy(snn).to(device).eval()
-    batches = _cycle(loader)
-    requires_grad = {name: p.requires_grad for name, p in tuned.named_parameters()}
-    for parameter in tuned.parameters():
-        parameter.requires_grad_(False)
-
-    baseline = conversion_errors(qann, {"snn": tuned}, held_out, device=device)
-    reports = []
-    try:
+    tuned = copy.deepcopy(snn).eval().requires_grad_(False)
+    batches = _cycle(loader, device_of(tuned))
+    with torch.enable_grad():
+        runner(tuned, next(batches))  # refuses up front, suggesting a batch size, if a batch cannot fit with gradients
+    with eval_mode(qann):
+        baseline = conversion_errors(qann, {"snn": tuned}, held_out)
         for layer in tqdm(baseline.layers, desc=f"fine-tune ({objective})", disable=not progress, leave=False):
             neuron = tuned.body.get_submodule(layer)
-            images = next(batches).to(device)
-            parameters = _feeding_parameters(tuned, neuron, images)
+            parameters = _feeding_parameters(tuned, neuron, next(batches))
             if not parameters:  # driven by the analog input: exact, nothing to correct
                 continue
             saved = {name: p.detach().clone() for name, p in parameters.items()}
-            _train_layer(tuned, qann, layer, neuron, parameters, batches, objective, steps_per_layer, lr, device)
-            after = conversion_errors(qann, {"snn": tuned}, held_out, device=device)
+            _train_layer(tuned, qann, layer, parameters, batches, objective, steps_per_layer, lr)
+            after = conversion_errors(qann, {"snn": tuned}, held_out)
             kept = after.output["snn"] < baseline.output["snn"]
             index = baseline.layers.index(layer)
-            reports.append(
-                LayerReport(
-                    layer=layer,
-                    parameters=list(parameters),
-                    layer_error_before=baseline.accumulating["snn"][index],
-                    layer_error_after=after.accumulating["snn"][index],
-                    output_error_before=baseline.output["snn"],
-                    output_error_after=after.output["snn"],
-                    kept=kept,
+            if on_layer is not None:
+                on_layer(
+                    LayerReport(
+                        layer=layer,
+                        parameters=list(parameters),
+                        layer_error_before=baseline.accumulating["snn"][index],
+                        layer_error_after=after.accumulating["snn"][index],
+                        output_error_before=baseline.output["snn"],
+                        output_error_after=after.output["snn"],
+                        kept=kept,
+                    )
                 )
-            )
             if kept:
                 baseline = after
             else:
                 with torch.no_grad():
                     for name, parameter in parameters.items():
                         parameter.copy_(saved[name])
-    finally:
-        for name, parameter in tuned.named_parameters():
-            parameter.requires_grad_(requires_grad[name])
-    return tuned, reports
+    for parameter, original in zip(tuned.parameters(), snn.parameters()):
+        parameter.requires_grad_(original.requires_grad)
+    return tuned
 
 
 class _ReachedLayer(Exception):
@@ -152,68 +145,57 @@ def _run_to(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Tensor) -> tupl
 
 
 def _feeding_parameters(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Tensor) -> dict[str, nn.Parameter]:
-    """The parameters neuron's input current depends on (a spiking layer's output carries no gradient).
+    """The body's parameters that neuron's input current depends on (a spiking layer's output carries no gradient).
 
     Empty when the current is the same at every time step: the layer sees the analog input only.
     """
-    named = dict(snn.named_parameters())
-    for parameter in named.values():
-        parameter.requires_grad_(True)
-    try:
-        with torch.enable_grad():
-            current, _ = _run_to(snn, neuron, images)
-            by_time = current.detach().reshape(neuron.T, -1, *current.shape[1:])
-            if (by_time == by_time[:1]).all() or not current.requires_grad:
-                return {}
-            gradients = torch.autograd.grad(current.sum(), list(named.values()), allow_unused=True)
-    finally:
-        for parameter in named.values():
-            parameter.requires_grad_(False)
+    named = dict(snn.body.named_parameters())
+    with _trainable(named.values()), torch.enable_grad():
+        current, _ = _run_to(snn, neuron, images)
+        if not current.requires_grad or neuron.constant_over_time(current):
+            return {}
+        gradients = torch.autograd.grad(current.sum(), list(named.values()), allow_unused=True)
     return {name: parameter for (name, parameter), gradient in zip(named.items(), gradients) if gradient is not None}
 
 
-def _train_layer(snn, qann, layer, neuron, parameters, batches, objective, steps, lr, device) -> None:
+def _train_layer(snn, qann, layer, parameters, batches, objective, steps, lr) -> None:
     """``steps`` Adam steps on ``parameters`` lowering MSE(rate, q) / θ² at ``layer``."""
-    target_module = qann.get_submodule(layer)
-    for parameter in parameters.values():
-        parameter.requires_grad_(True)
+    neuron, target_module = snn.body.get_submodule(layer), qann.get_submodule(layer)
     optimizer = torch.optim.Adam(parameters.values(), lr=lr)
-    threshold = neuron.threshold
+    neuron.surrogate = objective
     try:
-        for _ in range(steps):
-            images = next(batches).to(device)
-            with torch.no_grad():
-                target = _output_of(qann, target_module, images)
-            with torch.enable_grad():
-                current, output = _run_to(snn, neuron, images)
-                current = current.reshape(neuron.T, -1, *current.shape[1:])
-                if objective == "ste":
-                    rate = output.reshape(current.shape).mean(0)
-                    # the value is replaced by the rate; only the gradient of q (1 on [0, θ], else 0) is used
-                    surrogate = current.mean(0).clamp(min=torch.zeros_like(threshold), max=threshold)
-                    estimate = surrogate + (rate - surrogate).detach()
-                else:
-                    spikes = if_scan_surrogate(current, threshold, signed=neuron.signed, initial_membrane=neuron.initial_membrane)
-                    estimate = threshold * spikes.mean(0)
-                loss = ((estimate - target) / threshold).pow(2).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        with _trainable(parameters.values()), torch.enable_grad():
+            for _ in range(steps):
+                images = next(batches)
+                with torch.no_grad(), recorded_outputs({"target": target_module}) as targets:
+                    qann(images.to(device_of(qann)))
+                _, output = _run_to(snn, neuron, images)
+                rate = neuron.average_over_time(output)
+                loss = ((rate - targets["target"].to(rate.device)) / neuron.threshold).pow(2).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
     finally:
+        neuron.surrogate = None
         for parameter in parameters.values():
-            parameter.requires_grad_(False)
             parameter.grad = None
 
 
-def _output_of(model: nn.Module, module: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """``module``'s output ``[B, ...]`` when ``model`` runs on ``images``."""
-    with recorded_outputs({"target": module}) as outputs:
-        model(images)
-    return outputs["target"]
+@contextlib.contextmanager
+def _trainable(parameters: Iterable[nn.Parameter]) -> Iterator[None]:
+    """Within the block ``parameters`` require gradients; afterwards they do not."""
+    parameters = list(parameters)
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(False)
 
 
-def _cycle(loader: Iterable):
-    """Endless stream of image batches from ``loader`` (batches of ``(images, labels)``), epoch after epoch.
+def _cycle(loader: Iterable, device: torch.device) -> Iterator[torch.Tensor]:
+    """Endless stream of image batches from ``loader`` (batches of ``(images, labels)``) on ``device``, epoch after epoch.
 
     Not itertools.cycle, which would keep every batch in memory instead of re-iterating the loader.
     """
@@ -221,6 +203,6 @@ def _cycle(loader: Iterable):
         empty = True
         for images, *_ in loader:
             empty = False
-            yield images
+            yield images.to(device)
         if empty:
             raise FastSNNError("fine-tuning got an empty loader")

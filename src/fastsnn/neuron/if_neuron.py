@@ -1,20 +1,38 @@
-"""The IF neuron module: the spiking replacement of a quantized activation."""
+"""The IF neuron module: the spiking replacement of a quantized activation, and the only owner of T."""
+
+from typing import Literal
 
 import torch
 from torch import nn
 
 from ..quant.activation import QuantReLU
 from .dynamics import if_scan
+from .surrogate import if_scan_surrogate
+
+Surrogate = Literal["ste", "bptt"]
+SURROGATES: tuple[Surrogate, ...] = ("ste", "bptt")
+
+
+def check_time_steps(T) -> int:
+    """``T`` if it is a positive integer, else ValueError: the one check of T in the library."""
+    if not isinstance(T, int) or isinstance(T, bool) or T < 1:
+        raise ValueError(f"T must be a positive integer, got {T!r}")
+    return T
 
 
 class IFNeuron(nn.Module):
     """Integrate-and-fire neurons with soft reset over T steps folded into the batch.
 
     The only module of a spiking network that knows T: it views its input ``[T*B, ...]`` as
-    ``[T, B, ...]``, runs :func:`if_scan`, and returns ``θ · spikes`` as ``[T*B, ...]``.
+    ``[T, B, ...]``, runs :func:`if_scan`, and returns ``θ · spikes`` as ``[T*B, ...]``. T is fixed
+    at construction (read-only), and a :class:`~fastsnn.SpikingNetwork` takes its T from its neurons.
+
+    Spikes carry no gradient unless ``surrogate`` is set (fine-tuning sets it for the layer it tunes):
+      ``"ste"``  the output keeps its value, the gradient is that of clip(mean current over T, 0, θ);
+      ``"bptt"`` back-propagation through the T steps with a triangular surrogate spike gradient.
 
     Args:
-        threshold: θ (the QANN layer's clip α).
+        threshold: θ (the QANN layer's clip α), a scalar or a tensor broadcastable to ``[B, ...]``.
         T: number of time steps.
         signed: use the signed neuron that can take back spikes (corrects the sequential error).
         initial_membrane: v0 as a fraction of θ: 0.5 (Fast-SNN's equivalence) or 0 (classic rate-norm).
@@ -22,17 +40,21 @@ class IFNeuron(nn.Module):
 
     def __init__(self, threshold: float | torch.Tensor, T: int, *, signed: bool = True, initial_membrane: float = 0.5):
         super().__init__()
-        if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-            raise ValueError(f"T must be a positive integer, got {T!r}")
+        self._T = check_time_steps(T)
         threshold = torch.as_tensor(threshold, dtype=torch.float32).detach().clone()
         if not bool((threshold > 0).all()):
             raise ValueError(f"threshold must be > 0, got {threshold}")
-        self.register_buffer("threshold", threshold)
         if not 0 <= initial_membrane < 1:
             raise ValueError(f"initial_membrane must be in [0, 1) (a fraction of the threshold), got {initial_membrane!r}")
-        self.T = T
+        self.register_buffer("threshold", threshold)
         self.signed = signed
         self.initial_membrane = initial_membrane
+        self.surrogate: Surrogate | None = None
+
+    @property
+    def T(self) -> int:
+        """Number of time steps (fixed at construction)."""
+        return self._T
 
     @classmethod
     def from_quant(cls, quant: QuantReLU, *, T: int | None = None, signed: bool = True) -> "IFNeuron":
@@ -41,11 +63,30 @@ class IFNeuron(nn.Module):
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         """``[T*B, ...]`` input current -> ``[T*B, ...]`` output ``θ · s``."""
-        if current.shape[0] % self.T:
-            raise ValueError(f"IFNeuron expects a leading dimension T*B with T={self.T}, got shape {tuple(current.shape)}")
-        by_time = current.reshape(self.T, -1, *current.shape[1:])
-        spikes = if_scan(by_time, self.threshold, signed=self.signed, initial_membrane=self.initial_membrane)
-        return spikes.mul_(self.threshold).reshape(current.shape)
+        by_time = self._by_time(current)
+        options = {"signed": self.signed, "initial_membrane": self.initial_membrane}
+        if self.surrogate == "bptt":
+            return (if_scan_surrogate(by_time, self.threshold, **options) * self.threshold).reshape(current.shape)
+        output = if_scan(by_time, self.threshold, **options).mul_(self.threshold)
+        if self.surrogate == "ste":
+            smooth = by_time.mean(0).clamp(min=torch.zeros_like(self.threshold), max=self.threshold)  # [B, ...]
+            output = smooth + (output - smooth).detach()  # value θ·s(t), gradient of clip(mean current, 0, θ)
+        return output.reshape(current.shape)
+
+    def average_over_time(self, values: torch.Tensor) -> torch.Tensor:
+        """``[T*B, ...]`` -> ``[B, ...]`` mean over the T steps: of the output, the neuron's rate."""
+        return self._by_time(values).mean(0)
+
+    def constant_over_time(self, current: torch.Tensor) -> bool:
+        """Whether ``current [T*B, ...]`` is the same at every step (then this layer is exact)."""
+        by_time = self._by_time(current.detach())
+        return bool((by_time == by_time[:1]).all())
+
+    def _by_time(self, values: torch.Tensor) -> torch.Tensor:
+        """``[T*B, ...]`` viewed as ``[T, B, ...]``."""
+        if values.dim() == 0 or values.shape[0] % self.T:
+            raise ValueError(f"IFNeuron expects a leading dimension T*B with T={self.T}, got shape {tuple(values.shape)}")
+        return values.reshape(self.T, -1, *values.shape[1:])
 
     def extra_repr(self) -> str:
         threshold = f"{self.threshold.item():.4g}" if self.threshold.numel() == 1 else f"<{tuple(self.threshold.shape)}>"

@@ -13,10 +13,18 @@ import torch
 from torch import nn
 
 
+MIN_BITS, MAX_BITS = 1, 8  # activation bits: T = 2^b − 1 from 1 to 255 steps
+
+
+def check_bits(bits) -> int:
+    """``bits`` if it is an integer in MIN_BITS..MAX_BITS, else ValueError: the one check of bits in the library."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or not MIN_BITS <= bits <= MAX_BITS:
+        raise ValueError(f"bits must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
+    return bits
+
+
 def levels(bits: int) -> int:
-    """Number of non-zero quantization levels L = 2^b − 1 for ``bits`` bits."""
-    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 8:
-        raise ValueError(f"bits must be an integer in 1..8, got {bits!r}")
+    """Number of non-zero quantization levels L = 2^b − 1 for ``bits`` bits (= the SNN's T)."""
     return 2**bits - 1
 
 
@@ -59,7 +67,7 @@ class QuantReLU(nn.Module):
 
     def __init__(self, bits: int, alpha: float = 1.0):
         super().__init__()
-        levels(bits)  # validates
+        check_bits(bits)
         try:
             start = float(alpha)
         except (TypeError, ValueError):

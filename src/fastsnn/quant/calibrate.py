@@ -5,6 +5,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from ..model_context import device_of, eval_mode
+
 _MAX_SAMPLES_PER_LAYER = 1_000_000  # torch.quantile's input limit is 16M; a random subsample keeps memory flat
 
 
@@ -33,16 +35,14 @@ def relu_percentiles(model: nn.Module, batches: Iterable[torch.Tensor], percenti
         return hook
 
     handles = [m.register_forward_hook(recorder(n)) for n, m in model.named_modules() if type(m) is nn.ReLU]
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters(), torch.empty(0)).device
+    device = device_of(model)
     try:
-        for x in batches:
-            model(x.to(device))
+        with eval_mode(model):
+            for x in batches:
+                model(x.to(device))
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     result = {}
     for name, chunks in samples.items():
         if percentile == 100:

@@ -7,9 +7,9 @@ from torch import nn
 
 from ..errors import ConversionError
 from ..graph_checks import find_unsupported
-from ..module_swap import swap_modules
-from .activation import QuantReLU, levels
-from .weight import quantize_weights
+from ..module_swap import swap_modules_
+from .activation import QuantReLU, check_bits
+from .weight import quantize_weights_
 
 DEFAULT_ALPHA = 2.0  # clip for layers without statistics; relu_percentiles() gives better starting points
 
@@ -38,6 +38,7 @@ def quantize(
     Raises:
         ConversionError: naming each module or functional call that the SNN cannot represent.
     """
+    check_bits(bits)
     culprits = find_unsupported(model)
     if culprits:
         raise ConversionError(
@@ -45,17 +46,16 @@ def quantize(
             "but the model has " + "; ".join(culprits) + ". Replace these with nn.ReLU modules / nn.AvgPool2d."
         )
     quantized = copy.deepcopy(model)
-    if not swap_modules(quantized, lambda path, module: _quantized_activation(module, path, bits, alpha)):
+    if not swap_modules_(quantized, lambda path, module: _quantized_activation(module, path, bits, alpha)):
         raise ConversionError("cannot quantize: the model has no nn.ReLU module to replace")
     if weight_bits is not None:
-        quantize_weights(quantized, weight_bits)
+        quantize_weights_(quantized, weight_bits)
     return quantized
 
 
 def _quantized_activation(module: nn.Module, path: str, bits: int, alpha) -> QuantReLU | None:
     if isinstance(module, QuantReLU):
         requantized = copy.deepcopy(module)
-        levels(bits)  # validates
         requantized.bits = bits
         return requantized
     if type(module) not in (nn.ReLU, nn.ReLU6):

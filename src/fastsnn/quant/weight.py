@@ -12,14 +12,16 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+MIN_WEIGHT_BITS, MAX_WEIGHT_BITS = 2, 16
+
 
 class PerChannelWeightQuantizer(nn.Module):
     """Parametrization: quantize a weight ``[C_out, ...]`` per output channel to ``bits`` bits."""
 
     def __init__(self, bits: int):
         super().__init__()
-        if not isinstance(bits, int) or not 2 <= bits <= 16:
-            raise ValueError(f"weight_bits must be an integer in 2..16, got {bits!r}")
+        if not isinstance(bits, int) or isinstance(bits, bool) or not MIN_WEIGHT_BITS <= bits <= MAX_WEIGHT_BITS:
+            raise ValueError(f"weight_bits must be an integer in {MIN_WEIGHT_BITS}..{MAX_WEIGHT_BITS}, got {bits!r}")
         self.bits = bits
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
@@ -30,7 +32,7 @@ class PerChannelWeightQuantizer(nn.Module):
         return weight + (quantized - weight).detach()
 
 
-def quantize_weights(model: nn.Module, bits: int) -> None:
+def quantize_weights_(model: nn.Module, bits: int) -> None:
     """Register a per-channel weight quantizer on every conv and linear layer of ``model`` (in place)."""
     for module in model.modules():
         if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and not parametrize.is_parametrized(module, "weight"):

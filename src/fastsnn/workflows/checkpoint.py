@@ -25,12 +25,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ..convert import convert
+from ..data import dataset_info
+from ..errors import CheckpointError, DataError
+from ..models import create_model
+from ..neuron import check_time_steps
+from ..quant import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, check_bits, quantize
 from .atomic import atomic_path
-from .convert import convert
-from .data import dataset_info
-from .errors import CheckpointError, DataError
-from .models import create_model
-from .quant import quantize
 
 FORMAT = "fastsnn-checkpoint-v1"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".bin", ".ckpt")
@@ -240,11 +241,11 @@ def _checked_spec(fields) -> ModelSpec:
         "num_classes": _is_int(spec.num_classes) and spec.num_classes >= 1,
         "in_channels": _is_int(spec.in_channels) and spec.in_channels >= 1,
         "options": isinstance(spec.options, dict),
-        "bits": spec.bits is None or (_is_int(spec.bits) and 1 <= spec.bits <= 8),
-        "weight_bits": spec.weight_bits is None or (_is_int(spec.weight_bits) and 2 <= spec.weight_bits <= 16),
+        "bits": spec.bits is None or _passes(check_bits, spec.bits),
+        "weight_bits": spec.weight_bits is None or (_is_int(spec.weight_bits) and MIN_WEIGHT_BITS <= spec.weight_bits <= MAX_WEIGHT_BITS),
         "snn": spec.snn is None or (
-            isinstance(spec.snn, dict) and spec.snn.keys() == {"T", "signed"} and _is_int(spec.snn["T"])
-            and spec.snn["T"] >= 1 and isinstance(spec.snn["signed"], bool)
+            isinstance(spec.snn, dict) and spec.snn.keys() == {"T", "signed"} and _passes(check_time_steps, spec.snn["T"])
+            and isinstance(spec.snn["signed"], bool)
         ),
     }
     bad = [name for name, ok in checks.items() if not ok]
@@ -255,6 +256,15 @@ def _checked_spec(fields) -> ModelSpec:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _passes(check, value) -> bool:
+    """Whether the library's ``check`` (e.g. :func:`~fastsnn.quant.check_bits`) accepts ``value``."""
+    try:
+        check(value)
+    except ValueError:
+        return False
+    return True
 
 
 def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpec) -> None:

@@ -1,4 +1,4 @@
-"""Fine-tune the SNN of a QANN checkpoint on its training data and save it as an SNN checkpoint."""
+"""``fastsnn finetune``: fine-tune the SNN of a QANN checkpoint on its training data, save it as an SNN checkpoint."""
 
 import dataclasses
 from pathlib import Path
@@ -6,11 +6,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ..checkpoint import save_checkpoint
 from ..convert import convert
+from ..finetune import LayerReport, finetune
+from ..neuron import Surrogate
 from ..table import format_table
-from ..runs import dataset_of, default_device, load_qann, tuning_split
-from .layerwise import LayerReport, Objective, finetune_with_report
+from .checkpoint import save_checkpoint
+from .sources import dataset_of, default_device, load_qann, tuning_split
 
 
 def finetune_checkpoint(
@@ -19,7 +20,7 @@ def finetune_checkpoint(
     *,
     T: int | None = None,
     signed: bool = True,
-    objective: Objective = "ste",
+    objective: Surrogate = "ste",
     steps_per_layer: int = 100,
     lr: float = 1e-3,
     batch_size: int = 64,
@@ -37,11 +38,14 @@ def finetune_checkpoint(
     images, which decide keep/revert; ``limit`` caps the tuning images. The checkpoint records the
     settings and the per-layer reports, which are also returned.
     """
+    device = device or default_device()
     checkpoint, qann = load_qann(path)
     dataset = dataset_of(checkpoint, path, dataset)
     tuning, held = tuning_split(dataset, data_root, held_out=held_out, limit=limit)
     generator = torch.Generator().manual_seed(seed)
-    snn, reports = finetune_with_report(
+    qann = qann.to(device)
+    reports: list[LayerReport] = []
+    snn = finetune(
         convert(qann, signed=signed, T=T),
         qann,
         DataLoader(tuning, batch_size=batch_size, shuffle=True, generator=generator),
@@ -49,8 +53,8 @@ def finetune_checkpoint(
         objective=objective,
         steps_per_layer=steps_per_layer,
         lr=lr,
-        device=device or default_device(),
         progress=progress,
+        on_layer=reports.append,
     )
     settings = {"objective": objective, "steps_per_layer": steps_per_layer, "lr": lr, "batch_size": batch_size,
                 "held_out": held_out, "limit": limit, "seed": seed, "layers": [dataclasses.asdict(r) for r in reports]}

@@ -19,16 +19,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from ..analysis import accuracy
+from ..data import dataset_info, list_datasets, load_dataset
+from ..errors import FastSNNError, TrainingInterrupted
+from ..models import list_models
+from ..models._layers import MAX_WIDTH, STEMS
+from ..quant import MAX_BITS, MAX_WEIGHT_BITS, MIN_BITS, MIN_WEIGHT_BITS, quantize, relu_percentiles
 from . import distributed
 from .checkpoint import ModelSpec, load_checkpoint, restore_optimizer, save_checkpoint
-from .data import dataset_info, list_datasets, load_dataset
-from .errors import FastSNNError, TrainingInterrupted
-from .evaluate import accuracy
 from .interrupt import stop_requests
-from .models import list_models
-from .models._layers import MAX_WIDTH
-from .quant import quantize, relu_percentiles
-from .runs import calibration_batches, first
+from .sources import calibration_batches, first
 from .validation import check_choice, check_float, check_folder, check_int, check_writable
 
 CALIBRATION_BATCHES = 8  # batches of training images used to set the first quantized stage's clips
@@ -67,10 +67,10 @@ class TrainConfig:
         """Check every field up front; raises :class:`FastSNNError` naming the field (and its CLI option)."""
         check_choice("model (--model)", self.model, list_models())
         check_choice("dataset (--dataset)", self.dataset, list_datasets())
-        check_int("bits (--bits)", self.bits, 1, 8, optional=True)
+        check_int("bits (--bits)", self.bits, MIN_BITS, MAX_BITS, optional=True)
         check_float("width (--width)", self.width, 0, MAX_WIDTH)
-        check_choice("stem (--stem)", self.stem, ["cifar", "imagenet"])
-        check_int("weight_bits (--weight-bits)", self.weight_bits, 2, 16, optional=True)
+        check_choice("stem (--stem)", self.stem, list(STEMS))
+        check_int("weight_bits (--weight-bits)", self.weight_bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS, optional=True)
         check_int("float_epochs (--float-epochs)", self.float_epochs, 0)
         check_int("epochs (--epochs)", self.epochs, 0)
         check_int("final_epochs (--final-epochs)", self.final_epochs, 0, optional=True)
@@ -237,7 +237,7 @@ def fit(
                 if step + 1 < steps_per_epoch and _checkpoint_due(config, step + 1, last_save):
                     save(epoch, step + 1, running)
                     last_save = time.monotonic()
-            test_accuracy = accuracy(model, _eval_loader(test_set, config), device=device)
+            test_accuracy = accuracy(model, _eval_loader(test_set, config))
             history.append({"epoch": epoch + 1, "train_loss": running, "test_accuracy": test_accuracy})
             if config.progress and distributed.rank() == 0:
                 tqdm.write(f"{where}: loss {running:.4f}, test accuracy {100 * test_accuracy:.2f}%")

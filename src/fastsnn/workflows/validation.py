@@ -6,9 +6,10 @@ Run before any work starts, so a bad value costs nothing and leaves no partial o
 import math
 import numbers
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .errors import FastSNNError
+from ..errors import FastSNNError
 
 
 def check_int(option: str, value, low: int, high: int | None = None, *, optional: bool = False) -> None:
@@ -87,3 +88,32 @@ def _as_path(option: str, path) -> Path:
     except (TypeError, ValueError, OSError) as error:
         raise FastSNNError(f"{option} {str(path)[:200]!r} is not a usable path ({error})") from None
     return path
+
+
+PathOptions = Mapping[str, "str | Path | Sequence[str | Path] | None"]  # option name -> its path(s), None if unset
+
+
+def check_paths(
+    *, read: PathOptions | None = None, write: PathOptions | None = None, write_folders: PathOptions | None = None, data_root=None
+) -> None:
+    """Up-front checks of path options (named as typed, e.g. ``--float-checkpoint``) and of ``--data-root``,
+    before any work starts or any output is written: inputs are readable files, outputs can be
+    written, and no output would overwrite an input."""
+    inputs = {}
+    for option, paths in (read or {}).items():
+        for path in _listed(paths):
+            inputs[check_readable_file(option, path).resolve()] = option
+    if data_root is not None:
+        check_folder("--data-root", data_root)
+    for option, paths in (write or {}).items():
+        for path in _listed(paths):
+            resolved = check_writable(option, path, folder=False).resolve()
+            if resolved in inputs:
+                raise FastSNNError(f"{option} {path} is also the {inputs[resolved]} input; writing it would destroy that file")
+    for option, paths in (write_folders or {}).items():
+        for path in _listed(paths):
+            check_writable(option, path, folder=True)
+
+
+def _listed(paths) -> list:
+    return list(paths) if isinstance(paths, (list, tuple)) else [] if paths is None else [paths]

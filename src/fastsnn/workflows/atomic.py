@@ -1,6 +1,7 @@
 """Atomic file replacement: a crash leaves the old file or the new one, never half of one."""
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -31,3 +32,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def write_json(path: str | Path, data) -> Path:
+    """Write ``data`` as indented JSON to ``path``, atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
+    return Path(path)

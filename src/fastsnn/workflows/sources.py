@@ -1,4 +1,4 @@
-"""What the checkpoint-level commands (evaluate, finetune, analyze) share: models and data from a run."""
+"""What the checkpoint-level workflows share: models and data of a run, read from its checkpoints."""
 
 from pathlib import Path
 
@@ -6,10 +6,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
+from ..convert import SpikingNetwork
+from ..data import load_dataset
+from ..errors import FastSNNError
 from .checkpoint import Checkpoint, load_checkpoint
-from .convert import SpikingNetwork
-from .data import load_dataset
-from .errors import FastSNNError
 
 
 def load_qann(path: str | Path) -> tuple[Checkpoint, nn.Module]:

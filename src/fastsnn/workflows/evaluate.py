@@ -1,0 +1,76 @@
+"""``fastsnn evaluate``: accuracy and agreement of a QANN checkpoint's SNNs, fine-tuned SNNs and baselines."""
+
+from collections.abc import Sequence
+
+import torch
+
+from ..analysis import evaluate_conversion
+from ..convert import convert_rate_norm
+from ..data import load_dataset
+from ..errors import FastSNNError
+from ..quant import levels
+from .sources import calibration_batches, dataset_of, default_device, load_float, load_qann, load_snn, snn_label, test_loader
+
+
+def rate_norm_label(percentile: float) -> str:
+    """``"rate-norm max"`` for 100, else ``"rate-norm <p>%"``."""
+    return "rate-norm max" if percentile == 100 else f"rate-norm {percentile:g}%"
+
+
+def evaluate_checkpoint(
+    path,
+    *,
+    float_checkpoint=None,
+    finetuned: Sequence = (),
+    rate_norm: Sequence[float] = (),
+    rate_norm_time_steps: list[int] | None = None,
+    time_steps: list[int] | None = None,
+    dataset: str | None = None,
+    data_root=None,
+    batch_size: int = 500,
+    limit: int | None = None,
+    progress: bool = True,
+    device: torch.device | None = None,
+) -> dict:
+    """:func:`~fastsnn.analysis.evaluate_conversion` for a QANN checkpoint on its data set's test split.
+
+    Args:
+        finetuned: SNN checkpoints (from ``fastsnn finetune``) evaluated in the same pass.
+        rate_norm: percentiles (100 = max) of rate-norm baselines built from the float checkpoint,
+            thresholds from 1024 training images, simulated at ``rate_norm_time_steps`` (default
+            ``time_steps``).
+        time_steps: default ``[2^bits − 1]``; ``dataset``: default the one recorded at training;
+            ``device``: default CUDA when available.
+    The result also records the checkpoint paths and the data set.
+    """
+    device = device or default_device()
+    checkpoint, qann = load_qann(path)
+    dataset = dataset_of(checkpoint, path, dataset)
+    time_steps = time_steps or [levels(checkpoint.spec.bits)]
+    float_model = load_float(float_checkpoint, like=checkpoint).to(device) if float_checkpoint is not None else None
+    extra = {}
+    for snn_path in finetuned:
+        snn_checkpoint, snn = load_snn(snn_path, like=checkpoint)
+        extra[(snn_label(snn_checkpoint), snn.T)] = snn.to(device)
+    if rate_norm:
+        if float_model is None:
+            raise FastSNNError("rate-norm baselines convert the float ANN: pass --float-checkpoint")
+        calibration = calibration_batches(load_dataset(dataset, train=True, root=data_root))
+        for percentile in rate_norm:
+            for T in rate_norm_time_steps or time_steps:
+                extra[(rate_norm_label(percentile), T)] = convert_rate_norm(float_model, calibration, T=T, percentile=percentile)
+    results = evaluate_conversion(
+        qann.to(device),
+        test_loader(dataset, data_root, batch_size=batch_size, limit=limit),
+        time_steps,
+        float_model=float_model,
+        extra=extra,
+        progress=progress,
+    )
+    return {
+        "checkpoint": str(path),
+        "float_checkpoint": str(float_checkpoint) if float_checkpoint else None,
+        "finetuned": [str(p) for p in finetuned],
+        "dataset": dataset,
+        **results,
+    }
