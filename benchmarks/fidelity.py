@@ -32,16 +32,19 @@ from torch.utils.data import DataLoader
 
 import fastsnn
 from fastsnn import convert
-from fastsnn.analysis import conversion_errors
-from fastsnn.checkpoint import load_checkpoint
+from fastsnn.analysis import compare_models, conversion_errors, row
 from fastsnn.convert import convert_rate_norm
 from fastsnn.data import load_dataset
-from fastsnn.evaluate import compare_models, rate_norm_label, row
-from fastsnn.finetune import OBJECTIVES, finetune_with_report
-from fastsnn.runs import calibration_batches, first, tuning_split
-from fastsnn.train import TrainConfig, stage_checkpoint, train_progressive
+from fastsnn.finetune import finetune
+from fastsnn.neuron import SURROGATES as OBJECTIVES
+from fastsnn.quant import levels
+from fastsnn.workflows.checkpoint import load_checkpoint
+from fastsnn.workflows.evaluate import rate_norm_label
+from fastsnn.workflows.sources import calibration_batches, first, tuning_split
+from fastsnn.workflows.train import TrainConfig, stage_checkpoint, train_progressive
 
-MODELS = {"vgg11": 0.25, "resnet8": 1.0}  # registry name -> width multiplier: the small VGG and ResNet
+MODELS = {"vgg11": 0.25, "resnet8": 1.0, "resnet20": 0.5}  # registry name -> width multiplier
+DEFAULT_MODELS = ["vgg11", "resnet8"]  # the small VGG and ResNet that fit about an hour on 2 CPU cores
 # settings that do not change what is measured (where results go, which runs are asked for)
 NOT_MEASURED = {"datasets", "models", "runs", "json", "markdown", "plots", "render_only", "progress", "fresh"}
 RATE_NORM_PERCENTILES = (100.0, 99.9)
@@ -65,9 +68,13 @@ def run(args) -> None:
     settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
     results = {
         "settings": settings,
-        "environment": {"torch": torch.__version__, "fastsnn": fastsnn.__version__, "python": platform.python_version(),
-                        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-                        "threads": torch.get_num_threads()},
+        "environment": {
+            "torch": torch.__version__,
+            "fastsnn": fastsnn.__version__,
+            "python": platform.python_version(),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "threads": torch.get_num_threads(),
+        },
         "runs": [],
         "wall_seconds": 0.0,
     }
@@ -95,57 +102,93 @@ def _measured(settings: dict) -> dict:
 def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[dict]:
     """Train (or reuse) one progressive run and measure every bit width of it."""
     config = TrainConfig(
-        model=model, dataset=dataset, bits=min(args.bits), width=MODELS[model], float_epochs=args.float_epochs,
-        epochs=args.epochs, final_epochs=args.epochs, seed=args.seed, data_root=args.data_root,
-        out_dir=str(args.runs / f"{dataset}-{model}"), progress=args.progress, train_limit=args.train_limit,
+        model=model,
+        dataset=dataset,
+        bits=min(args.bits),
+        width=MODELS[model],
+        float_epochs=args.float_epochs,
+        epochs=args.epochs,
+        final_epochs=args.epochs,
+        seed=args.seed,
+        data_root=args.data_root,
+        out_dir=str(args.runs / f"{dataset}-{model}"),
+        progress=args.progress,
+        train_limit=args.train_limit,
     )
     started = time.perf_counter()
     train_progressive(config)
     train_seconds = time.perf_counter() - started
-    float_model = load_checkpoint(stage_checkpoint(config.out_dir, None)).build_model()
+    float_model = load_checkpoint(stage_checkpoint(config.out_dir, None)).build_model().to(device)
     test_set = first(load_dataset(dataset, train=False, root=args.data_root), args.test_limit)
     test_loader = DataLoader(test_set, batch_size=args.batch_size)
     # the longest baseline simulation holds 16T copies of each batch: keep T·B about as for the others
-    baseline_loader = DataLoader(first(test_set, args.baseline_limit), batch_size=max(1, args.batch_size // max(BASELINE_SCALES)))
+    baseline_loader = DataLoader(
+        first(test_set, args.baseline_limit), batch_size=max(1, args.batch_size // max(BASELINE_SCALES))
+    )
     calibration = calibration_batches(load_dataset(dataset, train=True, root=args.data_root), seed=args.seed)
     tuning, held_out = tuning_split(dataset, args.data_root, held_out=args.held_out)
     measured = []
     for bits in sorted(args.bits, reverse=True):
-        T = 2**bits - 1
-        qann = load_checkpoint(stage_checkpoint(config.out_dir, bits)).build_model()
+        T = levels(bits)
+        qann = load_checkpoint(stage_checkpoint(config.out_dir, bits)).build_model().to(device)
         signed = convert(qann, signed=True)
         tuned, timings, reports = {}, {}, {}
         for objective in OBJECTIVES:
             started = time.perf_counter()
             generator = torch.Generator().manual_seed(args.seed)
-            tuned[objective], layers = finetune_with_report(
-                signed, qann, DataLoader(tuning, batch_size=args.finetune_batch, shuffle=True, generator=generator),
-                held_out=DataLoader(held_out, batch_size=250), objective=objective,
-                steps_per_layer=args.finetune_steps, lr=args.finetune_lr, device=device, progress=args.progress,
+            layers = []
+            tuned[objective] = finetune(
+                signed,
+                qann,
+                DataLoader(tuning, batch_size=args.finetune_batch, shuffle=True, generator=generator),
+                held_out=DataLoader(held_out, batch_size=250),
+                objective=objective,
+                steps_per_layer=args.finetune_steps,
+                lr=args.finetune_lr,
+                progress=args.progress,
+                on_layer=layers.append,
             )
             timings[f"finetune_{objective}"] = time.perf_counter() - started
             reports[objective] = [vars(layer) for layer in layers]
         started = time.perf_counter()
-        models = {("float ANN", None): float_model, ("QANN", None): qann,
-                  ("SNN unsigned", T): convert(qann, signed=False), ("SNN signed", T): signed}
+        models = {
+            ("float ANN", None): float_model,
+            ("QANN", None): qann,
+            ("SNN unsigned", T): convert(qann, signed=False),
+            ("SNN signed", T): signed,
+        }
         models |= {(f"SNN signed + fine-tuned ({objective})", T): tuned[objective] for objective in OBJECTIVES}
-        full = compare_models(models, test_loader, device=device, progress=args.progress)
+        full = compare_models(models, test_loader, progress=args.progress)
         timings["evaluate"] = time.perf_counter() - started
         started = time.perf_counter()
         # the Fast-SNN rows again on the baseline images, so that the comparison is on the same images
         baselines = {key: model for key, model in models.items() if key[0] != "float ANN"}
         for percentile in RATE_NORM_PERCENTILES:
             for scale in BASELINE_SCALES:
-                baselines[(rate_norm_label(percentile), scale * T)] = convert_rate_norm(float_model, calibration, T=scale * T, percentile=percentile)
-        subset = compare_models(baselines, baseline_loader, device=device, progress=args.progress)
+                baselines[(rate_norm_label(percentile), scale * T)] = convert_rate_norm(
+                    float_model, calibration, T=scale * T, percentile=percentile
+                )
+        subset = compare_models(baselines, baseline_loader, progress=args.progress)
         timings["baselines"] = time.perf_counter() - started
-        entry = {"dataset": dataset, "model": model, "width": MODELS[model], "bits": bits, "T": T,
-                 "train_seconds_all_stages": train_seconds, "seconds": timings, "test": full, "baselines": subset,
-                 "finetune_layers": reports}
+        entry = {
+            "dataset": dataset,
+            "model": model,
+            "width": MODELS[model],
+            "bits": bits,
+            "T": T,
+            "train_seconds_all_stages": train_seconds,
+            "seconds": timings,
+            "test": full,
+            "baselines": subset,
+            "finetune_layers": reports,
+        }
         if bits == min(args.bits):
-            variants = {"unsigned": convert(qann, signed=False), "signed": signed} | {f"signed + fine-tuned ({o})": tuned[o] for o in OBJECTIVES}
-            entry["conversion_errors"] = conversion_errors(qann, variants, DataLoader(first(test_set, 1000), batch_size=250),
-                                                           float_model=float_model, device=device).as_dict()
+            variants = {"unsigned": convert(qann, signed=False), "signed": signed} | {
+                f"signed + fine-tuned ({o})": tuned[o] for o in OBJECTIVES
+            }
+            entry["conversion_errors"] = conversion_errors(
+                qann, variants, DataLoader(first(test_set, 1000), batch_size=250), float_model=float_model
+            ).as_dict()
         _print_entry(entry)
         measured.append(entry)
     return measured
@@ -170,19 +213,33 @@ def markdown_table(results: dict) -> str:
     """The headline table: QANN vs SNN per run and T, the gap to the better fine-tuned SNN, and the
     best baseline at T, 4T and 16T."""
     lines = [
-        "| data set | model | T | float | QANN | SNN unsigned | SNN signed | + fine-tuned (ste) | + fine-tuned (bptt) "
-        "| gap QANN − fine-tuned (pp) | on the baseline images: best Fast-SNN at T | best rate-norm at T | at 4T | at 16T |",
+        "| data set | model | T | float | QANN | SNN unsigned | SNN signed | + fine-tuned (ste) "
+        "| + fine-tuned (bptt) | gap QANN − fine-tuned (pp) | on the baseline images: best Fast-SNN at T "
+        "| best rate-norm at T | at 4T | at 16T |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in results["runs"]:
         test, T = entry["test"], entry["T"]
         accuracy = {(r["model"], r["T"]): 100 * r["accuracy"] for r in test["rows"]}
         tuned = [accuracy[(f"SNN signed + fine-tuned ({o})", T)] for o in OBJECTIVES]
-        cells = [entry["dataset"], f"{entry['model']} ×{entry['width']}", str(T), f"{accuracy[('float ANN', None)]:.2f}",
-                 f"{accuracy[('QANN', None)]:.2f}", f"{accuracy[('SNN unsigned', T)]:.2f}", f"{accuracy[('SNN signed', T)]:.2f}",
-                 f"{tuned[0]:.2f}", f"{tuned[1]:.2f}", f"{accuracy[('QANN', None)] - max(tuned):+.2f}"]
-        ours = max((r for r in entry["baselines"]["rows"] if r["model"].startswith("SNN signed")), key=lambda r: r["accuracy"])
-        cells.append(f"{100 * ours['accuracy']:.2f} ({ours['model'].removeprefix('SNN signed').strip(' +') or 'signed'})")
+        cells = [
+            entry["dataset"],
+            f"{entry['model']} ×{entry['width']}",
+            str(T),
+            f"{accuracy[('float ANN', None)]:.2f}",
+            f"{accuracy[('QANN', None)]:.2f}",
+            f"{accuracy[('SNN unsigned', T)]:.2f}",
+            f"{accuracy[('SNN signed', T)]:.2f}",
+            f"{tuned[0]:.2f}",
+            f"{tuned[1]:.2f}",
+            f"{accuracy[('QANN', None)] - max(tuned):+.2f}",
+        ]
+        ours = max(
+            (r for r in entry["baselines"]["rows"] if r["model"].startswith("SNN signed")), key=lambda r: r["accuracy"]
+        )
+        cells.append(
+            f"{100 * ours['accuracy']:.2f} ({ours['model'].removeprefix('SNN signed').strip(' +') or 'signed'})"
+        )
         for scale in BASELINE_SCALES:
             best = best_baseline(entry, scale * T)
             cells.append(f"{100 * best['accuracy']:.2f} ({best['model'].removeprefix('rate-norm ')})")
@@ -192,8 +249,8 @@ def markdown_table(results: dict) -> str:
     test_images = "the full test split" if limit is None else f"the first {limit} test images"
     lines.append("")
     lines.append(
-        f"The last four columns on the first {settings['baseline_limit']} test images (Fast-SNN rows measured there too); "
-        f"the others on {test_images}. "
+        f"The last four columns on the first {settings['baseline_limit']} test images "
+        f"(Fast-SNN rows measured there too); the others on {test_images}. "
         f"Epochs: float {settings['float_epochs']}, each quantized stage {settings['epochs']}; fine-tuning "
         f"{settings['finetune_steps']} steps/layer, batch {settings['finetune_batch']}, lr {settings['finetune_lr']}, "
         f"held-out {settings['held_out']} training images; seed {settings['seed']}. "
@@ -217,8 +274,10 @@ def render_plots(results: dict, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     runs = sorted({(e["dataset"], e["model"]) for e in results["runs"]})
     figure, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), squeeze=False)
-    for axis, (dataset, model) in zip(axes[0], runs):
-        entries = sorted((e for e in results["runs"] if (e["dataset"], e["model"]) == (dataset, model)), key=lambda e: e["T"])
+    for axis, (dataset, model) in zip(axes[0], runs, strict=True):
+        entries = sorted(
+            (e for e in results["runs"] if (e["dataset"], e["model"]) == (dataset, model)), key=lambda e: e["T"]
+        )
         series: dict[str, list[tuple[int, float]]] = {}
         for entry in entries:
             for item in entry["test"]["rows"][1:]:
@@ -251,7 +310,7 @@ def render_plots(results: dict, folder: Path) -> None:
 def _arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(MODELS))
     parser.add_argument("--bits", nargs="+", type=int, default=[4, 3, 2], choices=[2, 3, 4])
     parser.add_argument("--float-epochs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=1, help="epochs of each quantized stage (4, 3, 2 bits)")

@@ -43,7 +43,9 @@ def peak_memory(fn, device) -> int | None:
 @torch.no_grad()
 def measure(name, width, channels, size, T, batch, device, min_run_time):
     bits = {3: 2, 7: 3, 15: 4}[T]
-    qann = fastsnn.quantize(create_model(name, num_classes=10, in_channels=channels, width=width), bits).to(device).eval()
+    qann = (
+        fastsnn.quantize(create_model(name, num_classes=10, in_channels=channels, width=width), bits).to(device).eval()
+    )
     snn = fastsnn.convert(qann, signed=True)
     unsigned = fastsnn.convert(qann, signed=False)
     x = torch.randn(batch, channels, size, size, device=device)
@@ -54,8 +56,14 @@ def measure(name, width, channels, size, T, batch, device, min_run_time):
     unsigned_time = median_seconds(lambda: unsigned(x), min_run_time)
     snn_memory, folded_memory = peak_memory(lambda: snn(x), device), peak_memory(lambda: qann(x_folded), device)
     return {
-        "model": name, "width": width, "input": [channels, size, size], "T": T, "batch": batch,
-        "qann_ms": 1e3 * qann_time, "snn_signed_ms": 1e3 * snn_time, "snn_unsigned_ms": 1e3 * unsigned_time,
+        "model": name,
+        "width": width,
+        "input": [channels, size, size],
+        "T": T,
+        "batch": batch,
+        "qann_ms": 1e3 * qann_time,
+        "snn_signed_ms": 1e3 * snn_time,
+        "snn_unsigned_ms": 1e3 * unsigned_time,
         "signed_vs_T_qann": snn_time / (T * qann_time),
         "unsigned_vs_T_qann": unsigned_time / (T * qann_time),
         "signed_vs_qann_on_TxB": snn_time / folded_time,
@@ -73,7 +81,10 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     rows = []
-    header = f"{'model':10} {'T':>3} {'QANN ms':>9} {'SNN ms':>9} {'SNN/(T·QANN)':>13} {'unsigned/(T·QANN)':>18} {'SNN/QANN(T·B)':>14} {'mem SNN/QANN(T·B)':>18}"
+    header = (
+        f"{'model':10} {'T':>3} {'QANN ms':>9} {'SNN ms':>9} {'SNN/(T·QANN)':>13} {'unsigned/(T·QANN)':>18} "
+        f"{'SNN/QANN(T·B)':>14} {'mem SNN/QANN(T·B)':>18}"
+    )
     print(header)
     for name, width, channels, size in CASES:
         for T in args.time_steps:
@@ -81,12 +92,17 @@ def main():
             rows.append(row)
             memory = f"{row['peak_memory_vs_qann_on_TxB']:.2f}" if row["peak_memory_vs_qann_on_TxB"] else "n/a"
             print(
-                f"{name:10} {T:>3} {row['qann_ms']:>9.2f} {row['snn_signed_ms']:>9.2f} {row['signed_vs_T_qann']:>13.2f} "
-                f"{row['unsigned_vs_T_qann']:>18.2f} {row['signed_vs_qann_on_TxB']:>14.2f} {memory:>18}"
+                f"{name:10} {T:>3} {row['qann_ms']:>9.2f} {row['snn_signed_ms']:>9.2f} "
+                f"{row['signed_vs_T_qann']:>13.2f} {row['unsigned_vs_T_qann']:>18.2f} "
+                f"{row['signed_vs_qann_on_TxB']:>14.2f} {memory:>18}"
             )
     environment = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "batch": args.batch,
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "batch": args.batch,
     }
     out = args.out or Path(__file__).parent / "results" / f"simulation_cost_{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -49,17 +49,29 @@ def main():
         qann_w4 = fastsnn.quantize(ann, args.bits, weight_bits=4).train()
         x = torch.randn(args.batch, channels, size, size, device=device)
         labels = torch.randint(0, 10, (args.batch,), device=device)
-        times = {key: step_seconds(model, x, labels, args.min_run_time) for key, model in (("float", ann), ("qann", qann), ("qann_w4", qann_w4))}
+        times = {
+            key: step_seconds(model, x, labels, args.min_run_time)
+            for key, model in (("float", ann), ("qann", qann), ("qann_w4", qann_w4))
+        }
         row = {
-            "model": name, "width": width, "batch": args.batch, "bits": args.bits,
+            "model": name,
+            "width": width,
+            "batch": args.batch,
+            "bits": args.bits,
             **{f"{key}_ms": 1e3 * value for key, value in times.items()},
-            "qann_vs_float": times["qann"] / times["float"], "qann_w4_vs_float": times["qann_w4"] / times["float"],
+            "qann_vs_float": times["qann"] / times["float"],
+            "qann_w4_vs_float": times["qann_w4"] / times["float"],
         }
         rows.append(row)
-        print(f"{name:10} {row['float_ms']:>9.1f} {row['qann_ms']:>9.1f} {row['qann_vs_float']:>11.2f} {row['qann_w4_vs_float']:>14.2f}")
+        print(
+            f"{name:10} {row['float_ms']:>9.1f} {row['qann_ms']:>9.1f} {row['qann_vs_float']:>11.2f} "
+            f"{row['qann_w4_vs_float']:>14.2f}"
+        )
     out = args.out or Path(__file__).parent / "results" / f"training_cost_{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n")
+    out.write_text(
+        json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n"
+    )
     print(f"recorded in {out}")
 
 

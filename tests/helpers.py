@@ -21,7 +21,9 @@ def dyadic(shape, generator: torch.Generator, *, low: int = -8, high: int = 9, d
 
 def loader_of(images: torch.Tensor, batch_size: int = 32, shuffle: bool = False) -> DataLoader:
     """Batches ``(images, zero labels)``: data for code that uses images only."""
-    return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size, shuffle=shuffle)
+    return DataLoader(
+        TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size, shuffle=shuffle
+    )
 
 
 def write_idx(path: Path, array: np.ndarray, *, gz: bool, magic: int | None = None) -> Path:

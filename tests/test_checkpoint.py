@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from fastsnn import convert
-from fastsnn.workflows.checkpoint import ModelSpec, load_checkpoint, restore_optimizer, save_checkpoint
 from fastsnn.errors import CheckpointError
+from fastsnn.workflows.checkpoint import ModelSpec, load_checkpoint, restore_optimizer, save_checkpoint
 
 SPEC = ModelSpec(name="resnet20", num_classes=10, in_channels=1, options={"width": 0.25}, bits=2, weight_bits=4)
 
@@ -22,7 +22,9 @@ def trained_a_little(spec=SPEC):
 def test_round_trip_gives_identical_outputs_and_optimizer_state(tmp_path):
     model, optimizer = trained_a_little()
     rng_at_save = torch.get_rng_state()
-    path = save_checkpoint(tmp_path / "q2.safetensors", model, SPEC, optimizer=optimizer, training={"epoch": 3}, save_rng=True)
+    path = save_checkpoint(
+        tmp_path / "q2.safetensors", model, SPEC, optimizer=optimizer, training={"epoch": 3}, save_rng=True
+    )
     checkpoint = load_checkpoint(path)
     assert checkpoint.spec == SPEC and checkpoint.training["epoch"] == 3
     x = torch.randn(3, 1, 28, 28)
@@ -34,7 +36,7 @@ def test_round_trip_gives_identical_outputs_and_optimizer_state(tmp_path):
     fresh_parameters = [p for group in fresh.param_groups for p in group["params"]]
     saved_parameters = [p for group in optimizer.param_groups for p in group["params"]]
     assert len(fresh.state) == len(optimizer.state) > 0
-    for new, old in zip(fresh_parameters, saved_parameters):
+    for new, old in zip(fresh_parameters, saved_parameters, strict=True):
         assert torch.equal(fresh.state[new]["momentum_buffer"], optimizer.state[old]["momentum_buffer"])
     assert torch.equal(checkpoint.rng_state, rng_at_save)
 
@@ -89,7 +91,11 @@ def test_architecture_mismatch_names_the_tensor_and_shapes(tmp_path):
     path = save_checkpoint(tmp_path / "q2.safetensors", model, SPEC)
     checkpoint = load_checkpoint(path)
     checkpoint.spec = dataclasses.replace(SPEC, options={"width": 0.5})
-    with pytest.raises(CheckpointError, match=r"tensor 'fc.parametrizations.weight.original' has shape \(10, 16\) but model resnet20 expects \(10, 32\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"tensor 'fc.parametrizations.weight.original' has shape \(10, 16\) "
+        r"but model resnet20 expects \(10, 32\)",
+    ):
         checkpoint.build_model()
     checkpoint.spec = dataclasses.replace(SPEC, bits=None)
     with pytest.raises(CheckpointError, match="unexpected tensors"):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fastsnn.workflows.checkpoint import FORMAT, ModelSpec, import_weights, load_checkpoint, save_checkpoint
 from fastsnn.cli import main
 from fastsnn.errors import CheckpointError
+from fastsnn.workflows.checkpoint import FORMAT, ModelSpec, import_weights, load_checkpoint, save_checkpoint
 
 SPEC = ModelSpec(name="resnet20", num_classes=10, in_channels=1, options={"width": 0.25}, bits=2)
 
@@ -69,7 +69,20 @@ def test_cli_import_writes_a_checkpoint_only_with_the_opt_in(tmp_path, model, ca
     path = tmp_path / "weights.pt"
     torch.save(model.state_dict(), path)
     out = tmp_path / "q2.safetensors"
-    argv = ["import", str(path), "--model", "resnet20", "--dataset", "fashion-mnist", "--bits", "2", "--width", "0.25", "--out", str(out)]
+    argv = [
+        "import",
+        str(path),
+        "--model",
+        "resnet20",
+        "--dataset",
+        "fashion-mnist",
+        "--bits",
+        "2",
+        "--width",
+        "0.25",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 2
     assert "--allow-pickle" in capsys.readouterr().err and not out.exists()
     assert main([*argv, "--allow-pickle"]) == 0
@@ -123,8 +136,12 @@ def test_corrupt_checkpoint_is_one_line_from_the_cli(tmp_path, model, damage, ca
     good = save_checkpoint(tmp_path / "good.safetensors", model, SPEC).read_bytes()
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(
-        {"truncate": good[: len(good) - 100], "flip_header": good[:8] + b"\xff" * 16 + good[24:], "empty": b"",
-         "garbage": b"\x00" * 7}[damage]
+        {
+            "truncate": good[: len(good) - 100],
+            "flip_header": good[:8] + b"\xff" * 16 + good[24:],
+            "empty": b"",
+            "garbage": b"\x00" * 7,
+        }[damage]
     )
     out = tmp_path / "snn.safetensors"
     assert main(["convert", str(bad), "--out", str(out)]) == 2

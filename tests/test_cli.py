@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from fastsnn import convert
-from fastsnn.workflows.checkpoint import load_checkpoint
-from fastsnn.cli import main
 from fastsnn.analysis import row
+from fastsnn.cli import main
+from fastsnn.workflows.checkpoint import load_checkpoint
 from helpers import write_tiny_fashion_mnist
 
 
@@ -16,10 +16,29 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     root = write_tiny_fashion_mnist(tmp / "data")
     out = tmp / "run"
-    code = main([
-        "train", "--model", "resnet20", "--dataset", "fashion-mnist", "--data-root", str(root), "--bits", "2",
-        "--no-progressive", "--float-epochs", "1", "--epochs", "1", "--batch-size", "32", "--out", str(out), "--quiet",
-    ])
+    code = main(
+        [
+            "train",
+            "--model",
+            "resnet20",
+            "--dataset",
+            "fashion-mnist",
+            "--data-root",
+            str(root),
+            "--bits",
+            "2",
+            "--no-progressive",
+            "--float-epochs",
+            "1",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     return root, out
 
@@ -27,15 +46,32 @@ def trained(tmp_path_factory):
 def test_evaluate_prints_table_and_writes_json(trained, tmp_path, capsys):
     root, out = trained
     report = tmp_path / "results.json"
-    code = main([
-        "evaluate", str(out / "q2.safetensors"), "--float-checkpoint", str(out / "float.safetensors"),
-        "--data-root", str(root), "-T", "3", "7", "--json", str(report), "--quiet",
-    ])
+    code = main(
+        [
+            "evaluate",
+            str(out / "q2.safetensors"),
+            "--float-checkpoint",
+            str(out / "float.safetensors"),
+            "--data-root",
+            str(root),
+            "-T",
+            "3",
+            "7",
+            "--json",
+            str(report),
+            "--quiet",
+        ]
+    )
     assert code == 0
     results = json.loads(report.read_text())
     assert results["dataset"] == "fashion-mnist" and results["samples"] == 128
     assert [(r["model"], r["T"]) for r in results["rows"]] == [
-        ("float ANN", None), ("QANN", None), ("SNN unsigned", 3), ("SNN signed", 3), ("SNN unsigned", 7), ("SNN signed", 7)
+        ("float ANN", None),
+        ("QANN", None),
+        ("SNN unsigned", 3),
+        ("SNN signed", 3),
+        ("SNN unsigned", 7),
+        ("SNN signed", 7),
     ]
     printed = capsys.readouterr().out
     assert "QANN" in printed and f"{100 * row(results, 'QANN')['accuracy']:.2f}" in printed and "float ANN" in printed
@@ -56,36 +92,88 @@ def test_convert_writes_a_spiking_checkpoint_equal_to_the_api(trained, tmp_path,
 def test_finetune_analyze_and_evaluate_with_baselines(trained, tmp_path, capsys):
     root, out = trained
     qann, tuned = out / "q2.safetensors", tmp_path / "tuned.safetensors"
-    code = main([
-        "finetune", str(qann), "--out", str(tuned), "--data-root", str(root), "--held-out", "64", "--steps", "2",
-        "--objective", "bptt", "--json", str(tmp_path / "layers.json"), "--quiet",
-    ])
+    code = main(
+        [
+            "finetune",
+            str(qann),
+            "--out",
+            str(tuned),
+            "--data-root",
+            str(root),
+            "--held-out",
+            "64",
+            "--steps",
+            "2",
+            "--objective",
+            "bptt",
+            "--json",
+            str(tmp_path / "layers.json"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     layers = json.loads((tmp_path / "layers.json").read_text())
     checkpoint = load_checkpoint(tuned)
     assert checkpoint.spec.snn == {"T": 3, "signed": True}
-    assert checkpoint.training["finetune"]["objective"] == "bptt" and checkpoint.training["finetune"]["layers"] == layers
+    assert (
+        checkpoint.training["finetune"]["objective"] == "bptt" and checkpoint.training["finetune"]["layers"] == layers
+    )
     assert "kept" in capsys.readouterr().out or all(not layer["kept"] for layer in layers)
 
     report = tmp_path / "results.json"
-    code = main([
-        "evaluate", str(qann), "--float-checkpoint", str(out / "float.safetensors"), "--finetuned", str(tuned),
-        "--rate-norm", "max", "99.9", "--rate-norm-T", "3", "12", "--data-root", str(root), "--json", str(report), "--quiet",
-    ])
+    code = main(
+        [
+            "evaluate",
+            str(qann),
+            "--float-checkpoint",
+            str(out / "float.safetensors"),
+            "--finetuned",
+            str(tuned),
+            "--rate-norm",
+            "max",
+            "99.9",
+            "--rate-norm-T",
+            "3",
+            "12",
+            "--data-root",
+            str(root),
+            "--json",
+            str(report),
+            "--quiet",
+        ]
+    )
     assert code == 0
     rows = [(r["model"], r["T"]) for r in json.loads(report.read_text())["rows"]]
     assert rows[-5:] == [
-        ("SNN signed + fine-tuned (bptt)", 3), ("rate-norm max", 3), ("rate-norm max", 12), ("rate-norm 99.9%", 3), ("rate-norm 99.9%", 12)
+        ("SNN signed + fine-tuned (bptt)", 3),
+        ("rate-norm max", 3),
+        ("rate-norm max", 12),
+        ("rate-norm 99.9%", 3),
+        ("rate-norm 99.9%", 12),
     ]
 
     analysis = tmp_path / "analysis"
-    code = main([
-        "analyze", str(qann), "--float-checkpoint", str(out / "float.safetensors"), "--finetuned", str(tuned),
-        "--data-root", str(root), "--limit", "32", "--out", str(analysis),
-    ])
+    code = main(
+        [
+            "analyze",
+            str(qann),
+            "--float-checkpoint",
+            str(out / "float.safetensors"),
+            "--finetuned",
+            str(tuned),
+            "--data-root",
+            str(root),
+            "--limit",
+            "32",
+            "--out",
+            str(analysis),
+        ]
+    )
     assert code == 0
     errors = json.loads((analysis / "conversion_errors.json").read_text())
-    assert set(errors["accumulating"]) == {"unsigned", "signed", "signed + fine-tuned (bptt)"} and errors["samples"] == 32
+    assert (
+        set(errors["accumulating"]) == {"unsigned", "signed", "signed + fine-tuned (bptt)"} and errors["samples"] == 32
+    )
     assert errors["accumulating"]["signed"][0] < 1e-4 and len(errors["quantization"]) == len(errors["layers"])
     assert (analysis / "conversion_errors.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -145,11 +233,31 @@ def test_out_of_range_options_are_refused_before_any_work(argv, option, accepted
 def test_demo_trains_finetunes_and_compares_with_the_baselines(tmp_path, capsys):
     root = write_tiny_fashion_mnist(tmp_path / "data")
     out = tmp_path / "demo"
-    code = main([
-        "demo", "--dataset", "fashion-mnist", "--data-root", str(root), "--model", "vgg11", "--width", "0.125",
-        "--no-progressive", "--float-epochs", "1", "--final-epochs", "1", "--finetune-steps", "3", "--held-out", "100",
-        "--out", str(out), "--quiet",
-    ])
+    code = main(
+        [
+            "demo",
+            "--dataset",
+            "fashion-mnist",
+            "--data-root",
+            str(root),
+            "--model",
+            "vgg11",
+            "--width",
+            "0.125",
+            "--no-progressive",
+            "--float-epochs",
+            "1",
+            "--final-epochs",
+            "1",
+            "--finetune-steps",
+            "3",
+            "--held-out",
+            "100",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     rows = {(r["model"], r["T"]) for r in results["rows"]}

@@ -20,7 +20,9 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world_size: int, port: int, config: TrainConfig, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     captured = {}
     real_fit = fit
@@ -43,10 +45,21 @@ def _worker(rank: int, world_size: int, port: int, config: TrainConfig, out: str
 def test_two_ranks_end_with_identical_weights(tmp_path):
     root = write_tiny_fashion_mnist(tmp_path / "data")
     config = TrainConfig(
-        model="resnet20", dataset="fashion-mnist", data_root=str(root), width=0.25, bits=2, progressive=False,
-        float_epochs=1, epochs=1, batch_size=32, out_dir=str(tmp_path / "run"), progress=False,
+        model="resnet20",
+        dataset="fashion-mnist",
+        data_root=str(root),
+        width=0.25,
+        bits=2,
+        progressive=False,
+        float_epochs=1,
+        epochs=1,
+        batch_size=32,
+        out_dir=str(tmp_path / "run"),
+        progress=False,
     )
-    mp.start_processes(_worker, args=(2, _free_port(), config, str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(
+        _worker, args=(2, _free_port(), config, str(tmp_path)), nprocs=2, join=True, start_method="spawn"
+    )
     rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
     assert rank0.keys() == rank1.keys() and any(k.endswith("alpha") for k in rank0)
     for key in rank0:

@@ -7,13 +7,19 @@ from fastsnn.analysis import accuracy, compare_models, evaluate_conversion, form
 
 
 def test_one_pass_evaluation_matches_separate_measurements():
-    qann = quantize(nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4)), 2, alpha=1.0).eval()
+    qann = quantize(
+        nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4)), 2, alpha=1.0
+    ).eval()
     images, labels = torch.randn(300, 6), torch.randint(0, 4, (300,))
     loader = DataLoader(TensorDataset(images, labels), batch_size=64)
     results = evaluate_conversion(qann, loader, [3, 15], progress=False)
     assert results["samples"] == 300
     assert [(r["model"], r["T"]) for r in results["rows"]] == [
-        ("QANN", None), ("SNN unsigned", 3), ("SNN signed", 3), ("SNN unsigned", 15), ("SNN signed", 15)
+        ("QANN", None),
+        ("SNN unsigned", 3),
+        ("SNN signed", 3),
+        ("SNN unsigned", 15),
+        ("SNN signed", 15),
     ]
     assert row(results, "QANN")["accuracy"] == accuracy(qann, loader)
     for T in (3, 15):
@@ -43,6 +49,8 @@ def test_compare_models_counts_agreement_with_the_chosen_reference():
         module.bias.data = torch.tensor([1.0, 0.0]) if winner == 0 else torch.tensor([0.0, 1.0])
     labels = torch.tensor([0, 0, 0, 1])
     loader = DataLoader(TensorDataset(torch.randn(4, 3), labels), batch_size=3)
-    results = compare_models({("zero", None): always_zero, ("one", 5): always_one}, loader, reference=("zero", None), progress=False)
+    results = compare_models(
+        {("zero", None): always_zero, ("one", 5): always_one}, loader, reference=("zero", None), progress=False
+    )
     assert row(results, "zero")["accuracy"] == 0.75 and row(results, "one", 5)["accuracy"] == 0.25
     assert row(results, "one", 5)["agreement"] == 0.0

@@ -3,8 +3,8 @@ import torch
 
 import fastsnn.workflows.train as train_module
 from fastsnn import QuantReLU
-from fastsnn.workflows.checkpoint import load_checkpoint
 from fastsnn.errors import FastSNNError
+from fastsnn.workflows.checkpoint import load_checkpoint
 from fastsnn.workflows.train import TrainConfig, train_progressive
 from helpers import write_tiny_fashion_mnist
 
@@ -12,8 +12,18 @@ from helpers import write_tiny_fashion_mnist
 def tiny_config(tmp_path, out="run", **overrides):
     root = write_tiny_fashion_mnist(tmp_path / "data", train=512)
     settings = dict(
-        model="resnet20", dataset="fashion-mnist", data_root=str(root), width=0.25, bits=2, float_epochs=3,
-        epochs=2, batch_size=32, lr=0.1, quant_lr=0.01, out_dir=str(tmp_path / out), progress=False,
+        model="resnet20",
+        dataset="fashion-mnist",
+        data_root=str(root),
+        width=0.25,
+        bits=2,
+        float_epochs=3,
+        epochs=2,
+        batch_size=32,
+        lr=0.1,
+        quant_lr=0.01,
+        out_dir=str(tmp_path / out),
+        progress=False,
     )
     settings.update(overrides)
     return TrainConfig(**settings)
@@ -21,7 +31,14 @@ def tiny_config(tmp_path, out="run", **overrides):
 
 @pytest.mark.parametrize(
     "bits, progressive, stages",
-    [(2, True, [None, 4, 3, 2]), (3, True, [None, 4, 3]), (4, True, [None, 4]), (6, True, [None, 6]), (2, False, [None, 2]), (None, True, [None])],
+    [
+        (2, True, [None, 4, 3, 2]),
+        (3, True, [None, 4, 3]),
+        (4, True, [None, 4]),
+        (6, True, [None, 6]),
+        (2, False, [None, 2]),
+        (None, True, [None]),
+    ],
 )
 def test_stages(bits, progressive, stages):
     assert TrainConfig(bits=bits, progressive=progressive).stages() == stages

@@ -13,8 +13,8 @@ from safetensors import safe_open
 from torch.utils.data import TensorDataset
 
 import fastsnn.workflows.train as train_module
-from fastsnn.workflows.checkpoint import ModelSpec, load_checkpoint
 from fastsnn.errors import FastSNNError
+from fastsnn.workflows.checkpoint import ModelSpec, load_checkpoint
 from fastsnn.workflows.train import TrainConfig, fit
 from helpers import write_tiny_fashion_mnist
 
@@ -29,9 +29,32 @@ def data_root(tmp_path_factory):
 
 def train_command(root: Path, out: Path) -> list[str]:
     return [
-        sys.executable, "-m", "fastsnn", "train", "--model", "resnet20", "--width", "0.25", "--dataset", "fashion-mnist",
-        "--data-root", str(root), "--bits", "2", "--no-progressive", "--float-epochs", "1", "--epochs", "1",
-        "--batch-size", "8", "--checkpoint-every", "1", "--out", str(out), "--quiet",
+        sys.executable,
+        "-m",
+        "fastsnn",
+        "train",
+        "--model",
+        "resnet20",
+        "--width",
+        "0.25",
+        "--dataset",
+        "fashion-mnist",
+        "--data-root",
+        str(root),
+        "--bits",
+        "2",
+        "--no-progressive",
+        "--float-epochs",
+        "1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
     ]
 
 
@@ -81,7 +104,9 @@ def test_sigkill_and_ctrl_c_mid_epoch_resume_to_bitwise_identical_weights(data_r
     stopped.send_signal(signal.SIGINT)
     _, stderr = stopped.communicate(timeout=60)
     assert stopped.returncode == 130
-    assert len(stderr.strip().splitlines()) == 1 and "run the same command again" in stderr and "Traceback" not in stderr
+    assert (
+        len(stderr.strip().splitlines()) == 1 and "run the same command again" in stderr and "Traceback" not in stderr
+    )
     epoch, step = position(out / "q2.safetensors")
     assert epoch == 0 and 0 < step < STEPS_PER_EPOCH
 
@@ -89,7 +114,10 @@ def test_sigkill_and_ctrl_c_mid_epoch_resume_to_bitwise_identical_weights(data_r
     assert resumed.wait(timeout=120) == 0, resumed.communicate()
     assert reference.wait(timeout=120) == 0, reference.communicate()
     for stage in ("float", "q2"):
-        expected, got = model_tensors(tmp_path / "reference" / f"{stage}.safetensors"), model_tensors(out / f"{stage}.safetensors")
+        expected, got = (
+            model_tensors(tmp_path / "reference" / f"{stage}.safetensors"),
+            model_tensors(out / f"{stage}.safetensors"),
+        )
         assert expected.keys() == got.keys()
         for key in expected:
             assert torch.equal(expected[key], got[key]), f"{stage}: {key}"

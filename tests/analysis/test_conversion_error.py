@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from fastsnn import QuantReLU, convert, quantize
+from fastsnn import convert, quantize
 from fastsnn.analysis import ConversionErrors, conversion_errors, format_conversion_errors, plot_conversion_errors
 from fastsnn.errors import FastSNNError
-from helpers import loader_of, dyadic, random_dyadic_network, random_qann
+from helpers import dyadic, loader_of, random_dyadic_network, random_qann
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -17,7 +17,9 @@ def test_first_spiking_layer_has_zero_error_on_exact_networks(seed):
     generator = torch.Generator().manual_seed(seed)
     qann = random_dyadic_network(generator, bits=2 + seed % 3, depth=3)
     images = dyadic((64, 1, 6, 6), generator, low=0, high=17, denominator=16)
-    errors = conversion_errors(qann, {"unsigned": convert(qann, signed=False), "signed": convert(qann)}, loader_of(images))
+    errors = conversion_errors(
+        qann, {"unsigned": convert(qann, signed=False), "signed": convert(qann)}, loader_of(images)
+    )
     assert errors.layers == ["1", "3", "5"] and errors.samples == 64
     assert errors.accumulating["unsigned"][0] == 0.0 and errors.accumulating["signed"][0] == 0.0
 
@@ -26,7 +28,9 @@ def test_first_spiking_layer_has_zero_error_on_exact_networks(seed):
 def test_unsigned_error_grows_with_depth_and_signed_neurons_reduce_it(name, seed, size):
     qann = random_qann(name, seed, size=size)
     images = torch.randn(48, 1, size, size)
-    errors = conversion_errors(qann, {"unsigned": convert(qann, signed=False), "signed": convert(qann)}, loader_of(images))
+    errors = conversion_errors(
+        qann, {"unsigned": convert(qann, signed=False), "signed": convert(qann)}, loader_of(images)
+    )
     unsigned, signed = errors.accumulating["unsigned"], errors.accumulating["signed"]
     assert unsigned[0] < 1e-4
     half = len(unsigned) // 2
@@ -48,7 +52,13 @@ def test_quantization_error_of_the_first_layer_is_the_quantizer_residual():
 
 
 def test_report_round_trips_through_json_and_renders(tmp_path):
-    errors = ConversionErrors(layers=["a", "b"], samples=10, quantization=[0.1, 0.2], accumulating={"signed": [0.0, 0.05]}, output={"signed": 0.3})
+    errors = ConversionErrors(
+        layers=["a", "b"],
+        samples=10,
+        quantization=[0.1, 0.2],
+        accumulating={"signed": [0.0, 0.05]},
+        output={"signed": 0.3},
+    )
     assert ConversionErrors(**json.loads(json.dumps(errors.as_dict()))) == errors
     table = format_conversion_errors(errors)
     assert "0.0500" in table and "quantization" in table and "output MSE" in table

@@ -107,3 +107,15 @@ def test_a_non_positive_clip_is_named_by_path():
         qann[3].alpha.fill_(-0.1)
     with pytest.raises(ConversionError, match=r"cannot convert 3 \(QuantReLU\): threshold must be > 0"):
         convert(qann)
+
+
+def test_the_swap_table_is_an_argument():
+    qann = quantize(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)), 2)
+
+    def classic(quant, *, T, signed):
+        return IFNeuron(quant.alpha.detach(), T, signed=False, initial_membrane=0.0)
+
+    snn = convert(qann, T=5, mapping={QuantReLU: classic})
+    neuron = snn.body[1]
+    assert isinstance(neuron, IFNeuron) and neuron.initial_membrane == 0.0 and not neuron.signed and snn.T == 5
+    assert convert(qann).body[1].initial_membrane == 0.5, "the default table is untouched"

@@ -73,11 +73,15 @@ def test_with_gradients_a_smaller_batch_is_suggested(snn, monkeypatch):
         memory_guard.runner(snn, x)
 
 
-@pytest.mark.parametrize("limit, expected", [("max", 2000 * 1024), ("900000", 900000 - 100000), ("9000000", 2000 * 1024)])
+@pytest.mark.parametrize(
+    "limit, expected", [("max", 2000 * 1024), ("900000", 900000 - 100000), ("9000000", 2000 * 1024)]
+)
 def test_cpu_free_memory_is_mem_available_capped_by_the_cgroup_limit(tmp_path, limit, expected):
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       8000 kB\nMemFree:        1000 kB\nMemAvailable:   2000 kB\n")
     (tmp_path / "memory.max").write_text(limit + "\n")
     (tmp_path / "memory.current").write_text("100000\n")
     assert memory_guard.available_bytes(torch.device("cpu"), meminfo=meminfo, cgroup=tmp_path) == expected
-    assert memory_guard.available_bytes(torch.device("cpu"), meminfo=tmp_path / "none", cgroup=tmp_path / "none") is None
+    assert (
+        memory_guard.available_bytes(torch.device("cpu"), meminfo=tmp_path / "none", cgroup=tmp_path / "none") is None
+    )

@@ -30,7 +30,9 @@ def test_thresholds_come_from_the_calibration_data(percentile):
         expected = values.max() if percentile == 100 else torch.quantile(values, percentile / 100)
         assert torch.isclose(neuron.threshold, expected), path
         assert neuron.T == 9 and not neuron.signed and neuron.initial_membrane == 0.0
-    assert [type(m) for m in model] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear], "the float model keeps its ReLUs"
+    assert [type(m) for m in model] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear], (
+        "the float model keeps its ReLUs"
+    )
     assert all(torch.equal(value, state[name]) for name, value in model.state_dict().items()), "and its weights"
 
 
@@ -41,7 +43,11 @@ def test_first_layer_rates_floor_the_activation_and_converge_as_one_over_T():
     for T in (4, 64, 1024):
         snn = convert_rate_norm(model, [x], T=T)
         threshold = dict(snn.neurons())["1"].threshold
-        with recorded_outputs({"relu": model[1]}) as ann, recorded_outputs(dict(snn.neurons())) as rates, torch.no_grad():
+        with (
+            recorded_outputs({"relu": model[1]}) as ann,
+            recorded_outputs(dict(snn.neurons())) as rates,
+            torch.no_grad(),
+        ):
             model(x)
             snn(x)
         gap = ann["relu"] - rates["1"]

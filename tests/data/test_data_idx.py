@@ -33,7 +33,7 @@ def test_non_square_dimensions_are_kept(tmp_path, make):
 @pytest.mark.parametrize("gz", [True, False])
 def test_truncated_payload_names_the_file(tmp_path, make, gz):
     path = tmp_path / "short-images"
-    payload = (np.ones((4, 28, 28), np.uint8))
+    payload = np.ones((4, 28, 28), np.uint8)
     make.write_idx(path, payload, gz=False)
     data = path.read_bytes()[:-10]
     path.write_bytes(gzip.compress(data) if gz else data)

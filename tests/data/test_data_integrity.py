@@ -23,7 +23,12 @@ def write_tar(path, members, mode="w:gz"):
                 info.size = len(payload)
                 tar.addfile(info, io.BytesIO(payload))
                 continue
-            info.type = {"dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "symlink": tarfile.SYMTYPE,
+                "hardlink": tarfile.LNKTYPE,
+                "fifo": tarfile.FIFOTYPE,
+            }[kind]
             info.linkname = payload.decode() if payload else ""
             tar.addfile(info)
     return path
@@ -34,7 +39,7 @@ def write_zip(path, members):
         for name, kind, payload in members:
             info = zipfile.ZipInfo(name)
             if kind == "symlink":
-                info.external_attr = (0o120777 << 16)
+                info.external_attr = 0o120777 << 16
             zipped.writestr(info, payload)
     return path
 
@@ -58,7 +63,9 @@ def test_hostile_tar_is_refused_and_nothing_is_written(tmp_path, members, reason
     assert list(target.iterdir()) == [] and not (tmp_path / "evil.txt").exists()
 
 
-@pytest.mark.parametrize("members, reason", [m for m in HOSTILE if all(kind in ("file", "symlink") for _, kind, _ in m[0])])
+@pytest.mark.parametrize(
+    "members, reason", [m for m in HOSTILE if all(kind in ("file", "symlink") for _, kind, _ in m[0])]
+)
 def test_hostile_zip_is_refused_and_nothing_is_written(tmp_path, members, reason):
     archive = write_zip(tmp_path / "evil.zip", members)
     target = tmp_path / "target"
@@ -69,7 +76,12 @@ def test_hostile_zip_is_refused_and_nothing_is_written(tmp_path, members, reason
 
 @pytest.mark.parametrize("writer, name", [(write_tar, "good.tar.gz"), (write_zip, "good.zip")])
 def test_good_archive_is_extracted(tmp_path, writer, name):
-    archive = writer(tmp_path / name, [("data/", "dir", b""), ("data/a.txt", "file", b"hello")] if writer is write_tar else [("data/a.txt", "file", b"hello")])
+    archive = writer(
+        tmp_path / name,
+        [("data/", "dir", b""), ("data/a.txt", "file", b"hello")]
+        if writer is write_tar
+        else [("data/a.txt", "file", b"hello")],
+    )
     assert safe_extract(archive, tmp_path / "target") == [tmp_path / "target" / "data"]
     assert (tmp_path / "target" / "data" / "a.txt").read_bytes() == b"hello"
 

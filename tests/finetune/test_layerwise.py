@@ -22,9 +22,15 @@ def finetune_with_reports(snn, qann, loader, **options):
     return finetune(snn, qann, loader, on_layer=reports.append, **options), reports
 
 
-@pytest.mark.parametrize("name, seed, signed, objective", [
-    ("vgg11", 0, False, "ste"), ("vgg11", 1, True, "bptt"), ("resnet20", 2, False, "bptt"), ("resnet20", 3, True, "ste"),
-])
+@pytest.mark.parametrize(
+    "name, seed, signed, objective",
+    [
+        ("vgg11", 0, False, "ste"),
+        ("vgg11", 1, True, "bptt"),
+        ("resnet20", 2, False, "bptt"),
+        ("resnet20", 3, True, "ste"),
+    ],
+)
 def test_held_out_metric_never_worsens_and_only_kept_layers_change(name, seed, signed, objective):
     qann = random_qann(name, seed)
     snn = convert(qann, signed=signed)
@@ -33,37 +39,57 @@ def test_held_out_metric_never_worsens_and_only_kept_layers_change(name, seed, s
     held_out = loader_of(torch.randn(64, 1, 12, 12), 32)
     before = conversion_errors(qann, {"snn": snn}, held_out).output["snn"]
     tuned, reports = finetune_with_reports(
-        snn, qann, loader_of(torch.randn(128, 1, 12, 12), 16, shuffle=True), held_out=held_out,
-        objective=objective, steps_per_layer=4, lr=1e-2, progress=False,
+        snn,
+        qann,
+        loader_of(torch.randn(128, 1, 12, 12), 16, shuffle=True),
+        held_out=held_out,
+        objective=objective,
+        steps_per_layer=4,
+        lr=1e-2,
+        progress=False,
     )
     after = conversion_errors(qann, {"snn": tuned}, held_out).output["snn"]
     assert after <= before
     assert reports, "some layers are tuned"
     assert all((r.output_error_after < r.output_error_before) == r.kept for r in reports)
-    assert all(a.output_error_before == (b.output_error_after if b.kept else b.output_error_before) for b, a in zip(reports, reports[1:]))
+    assert all(
+        a.output_error_before == (b.output_error_after if b.kept else b.output_error_before)
+        for b, a in zip(reports, reports[1:], strict=False)
+    )
     changed = {n for n, p in tuned.body.named_parameters() if not torch.equal(p.detach(), original[n])}
     allowed = {p for r in reports if r.kept for p in r.parameters}
     assert changed <= allowed, f"parameters outside the kept layers changed: {sorted(changed - allowed)}"
     assert all(torch.equal(b, buffers[n]) for n, b in tuned.named_buffers()), "BN statistics and thresholds stay frozen"
-    assert all(torch.equal(p.detach(), original[n]) for n, p in snn.body.named_parameters()), "the input SNN is untouched"
+    assert all(torch.equal(p.detach(), original[n]) for n, p in snn.body.named_parameters()), (
+        "the input SNN is untouched"
+    )
 
 
 def test_each_layer_tunes_exactly_the_parameters_feeding_it():
     qann = random_qann("resnet20", 4)
     snn = convert(qann)
     names = {n for n, _ in snn.body.named_parameters()}
-    _, reports = finetune_with_reports(snn, qann, loader_of(torch.randn(32, 1, 12, 12), 16), held_out=loader_of(torch.randn(16, 1, 12, 12), 16),
-                                      steps_per_layer=1, progress=False)
+    _, reports = finetune_with_reports(
+        snn,
+        qann,
+        loader_of(torch.randn(32, 1, 12, 12), 16),
+        held_out=loader_of(torch.randn(16, 1, 12, 12), 16),
+        steps_per_layer=1,
+        progress=False,
+    )
     by_layer = {r.layer: set(r.parameters) for r in reports}
     assert "stem.2" not in by_layer, "the first spiking layer sees the analog input and is exact"
     block = "stages.1.0."
     assert by_layer["stages.1.0.relu1"] == {block + n for n in ("conv1.weight", "bn1.weight", "bn1.bias")}
     assert by_layer["stages.1.0.relu_out"] == {
-        block + n for n in ("conv2.weight", "bn2.weight", "bn2.bias", "shortcut.0.weight", "shortcut.1.weight", "shortcut.1.bias")
+        block + n
+        for n in ("conv2.weight", "bn2.weight", "bn2.bias", "shortcut.0.weight", "shortcut.1.weight", "shortcut.1.bias")
     }
     assert by_layer["stages.1.1.relu_out"] == {"stages.1.1." + n for n in ("conv2.weight", "bn2.weight", "bn2.bias")}
     assert set().union(*by_layer.values()) <= names
-    assert not any("fc" in p or "classifier" in p for p in set().union(*by_layer.values())), "the readout is never tuned"
+    assert not any("fc" in p or "classifier" in p for p in set().union(*by_layer.values())), (
+        "the readout is never tuned"
+    )
 
 
 def systematic_error_case(samples, generator):
@@ -98,8 +124,14 @@ def test_tuning_absorbs_a_systematic_sequential_error():
     # so it removes only part of this error; back-propagating through the steps sees the early spike.
     for objective, remaining in (("ste", 1.0), ("bptt", 0.1)):
         tuned, reports = finetune_with_reports(
-            snn, qann, loader_of(systematic_error_case(1024, generator), 64, shuffle=True), held_out=held_out,
-            objective=objective, steps_per_layer=150, lr=1e-2, progress=False,
+            snn,
+            qann,
+            loader_of(systematic_error_case(1024, generator), 64, shuffle=True),
+            held_out=held_out,
+            objective=objective,
+            steps_per_layer=150,
+            lr=1e-2,
+            progress=False,
         )
         after = conversion_errors(qann, {"snn": tuned}, held_out)
         assert [r.layer for r in reports] == ["3"] and reports[0].kept
@@ -120,3 +152,14 @@ def test_finetune_returns_the_tuned_network_and_validates_its_options():
         finetune(snn, qann, data, held_out=data, lr=0)
     with pytest.raises(FastSNNError, match="empty loader"):
         finetune(snn, qann, loader_of(torch.randn(0, 1, 12, 12), 8), held_out=data)
+
+
+def test_the_callers_models_keep_their_mode_and_device():
+    qann = random_qann("vgg11", 6).train()
+    snn = convert(qann).train()
+    data = loader_of(torch.randn(16, 1, 12, 12), 8)
+    modes = [m.training for m in (*qann.modules(), *snn.modules())]
+    tuned = finetune(snn, qann, data, held_out=data, steps_per_layer=1, progress=False)
+    assert [m.training for m in (*qann.modules(), *snn.modules())] == modes
+    assert not tuned.training
+    assert {p.device for p in tuned.parameters()} == {torch.device("cpu")}

@@ -15,8 +15,18 @@ RESNETS = ["resnet18", "resnet20", "resnet34", "resnet8"]
 # Modules and functions allowed after the last ReLU: all linear (the readout).
 LINEAR_READOUT_MODULES = (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Linear, nn.Dropout, nn.Identity)
 MAX_OR_RELU_FUNCTIONS = {
-    torch.relu, torch.relu_, F.relu, F.relu6, F.max_pool1d, F.max_pool2d, F.max_pool3d,
-    F.adaptive_max_pool2d, torch.max, torch.amax, torch.clamp, torch.maximum,
+    torch.relu,
+    torch.relu_,
+    F.relu,
+    F.relu6,
+    F.max_pool1d,
+    F.max_pool2d,
+    F.max_pool3d,
+    F.adaptive_max_pool2d,
+    torch.max,
+    torch.amax,
+    torch.clamp,
+    torch.maximum,
 }
 
 
@@ -71,9 +81,7 @@ def test_resnet18_imagenet_has_the_standard_parameter_count():
 def test_no_max_pooling_and_no_inplace_relu(name, stem):
     model = small(name, width=0.125, stem=stem)
     modules = list(model.modules())
-    assert not any(
-        isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d)) for m in modules
-    )
+    assert not any(isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool2d)) for m in modules)
     relus = [m for m in modules if isinstance(m, nn.ReLU)]
     assert relus, "every model has ReLUs"
     assert not any(m.inplace for m in relus)
@@ -112,10 +120,8 @@ def test_readout_after_last_relu_is_linear(name, stem):
     model = small(name, width=0.125, stem=stem)
     modules = dict(model.named_modules())
     nodes = list(fx.symbolic_trace(model).graph.nodes)
-    last_relu = max(
-        i for i, n in enumerate(nodes) if n.op == "call_module" and isinstance(modules[n.target], nn.ReLU)
-    )
-    readout = nodes[last_relu + 1:]
+    last_relu = max(i for i, n in enumerate(nodes) if n.op == "call_module" and isinstance(modules[n.target], nn.ReLU))
+    readout = nodes[last_relu + 1 :]
     assert readout[-1].op == "output"
     for node in readout[:-1]:
         assert node.op == "call_module", f"unexpected {node.op} {node.target} in readout"

@@ -5,9 +5,9 @@ from torch import nn
 
 import fastsnn.models.registry as registry
 from fastsnn.errors import FastSNNError
-from fastsnn.models import ModelError, create_model, list_models, register_model
+from fastsnn.models import ModelError, alexnet, create_model, list_models, register_model, resnet, vgg
 
-SIX = {"vgg11", "vgg16", "resnet18", "resnet20", "resnet34", "alexnet"}
+BUILTIN = {"vgg11", "vgg16", "resnet8", "resnet18", "resnet20", "resnet34", "alexnet"}
 
 
 @pytest.fixture
@@ -16,10 +16,13 @@ def scratch_registry(monkeypatch):
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
 
 
-def test_list_models_has_the_six_builders_sorted():
-    names = list_models()
-    assert SIX <= set(names)
-    assert names == sorted(names)
+def test_list_models_is_the_seven_builders_sorted_and_each_module_exports_its_own():
+    assert list_models() == sorted(BUILTIN)
+    for module in (alexnet, resnet, vgg):
+        defined = {
+            name for name in BUILTIN if getattr(getattr(module, name, None), "__module__", None) == module.__name__
+        }
+        assert defined and defined <= set(module.__all__), module.__name__
 
 
 def test_error_class_is_a_fastsnn_error():
@@ -61,7 +64,7 @@ def test_unknown_name_lists_known_models():
         create_model("resnet999")
     message = str(info.value)
     assert "resnet999" in message
-    for name in SIX:
+    for name in BUILTIN:
         assert name in message
 
 
@@ -80,7 +83,7 @@ def test_unknown_option_names_option_and_accepted_ones():
         assert option in message
 
 
-@pytest.mark.parametrize("name", sorted(SIX))
+@pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_bad_stem_names_option_and_values(name):
     with pytest.raises(ModelError) as info:
         create_model(name, stem="tiny")
@@ -89,7 +92,7 @@ def test_bad_stem_names_option_and_values(name):
     assert "cifar" in message and "imagenet" in message
 
 
-@pytest.mark.parametrize("name", sorted(SIX))
+@pytest.mark.parametrize("name", sorted(BUILTIN))
 @pytest.mark.parametrize("width", [0, -0.5, float("nan"), "wide"])
 def test_bad_width_names_option(name, width):
     with pytest.raises(ModelError, match="width"):

@@ -3,9 +3,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import dyadic
 from fastsnn.neuron import if_scan
 from fastsnn.quant import levels, quantize_activation
+from helpers import dyadic
 
 BITS = [2, 3, 4]
 

@@ -88,5 +88,7 @@ def test_surrogate_modes_keep_the_spikes_and_give_their_gradients(signed):
     bptt = neuron(folded)
     assert torch.equal(bptt, plain)
     bptt.sum().backward()
-    expected = torch.autograd.grad((theta * if_scan_surrogate(current, torch.tensor(theta), signed=signed)).sum(), current)[0]
+    expected = torch.autograd.grad(
+        (theta * if_scan_surrogate(current, torch.tensor(theta), signed=signed)).sum(), current
+    )[0]
     assert torch.allclose(current.grad, expected)

@@ -18,7 +18,9 @@ def test_forward_gives_exactly_the_plain_scans_spikes(signed, initial_membrane, 
     tie_current = dyadic((T, 16, 8, 5), generator, denominator=4)  # many exact ties with threshold 1
     for current, theta in ((float_current, threshold), (tie_current, torch.tensor(1.0))):
         expected = if_scan(current, theta, signed=signed, initial_membrane=initial_membrane)
-        assert torch.equal(if_scan_surrogate(current, theta, signed=signed, initial_membrane=initial_membrane), expected)
+        assert torch.equal(
+            if_scan_surrogate(current, theta, signed=signed, initial_membrane=initial_membrane), expected
+        )
 
 
 def test_one_step_gradient_is_the_triangular_surrogate():

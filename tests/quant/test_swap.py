@@ -41,7 +41,12 @@ def test_shared_relu_stays_shared():
 
 @pytest.mark.parametrize(
     "bad, culprit",
-    [(nn.GELU(), "1 (GELU)"), (nn.MaxPool2d(2), "1 (MaxPool2d)"), (nn.LeakyReLU(), "1 (LeakyReLU)"), (nn.SiLU(), "1 (SiLU)")],
+    [
+        (nn.GELU(), "1 (GELU)"),
+        (nn.MaxPool2d(2), "1 (MaxPool2d)"),
+        (nn.LeakyReLU(), "1 (LeakyReLU)"),
+        (nn.SiLU(), "1 (SiLU)"),
+    ],
 )
 def test_unsupported_modules_are_named(bad, culprit):
     model = nn.Sequential(nn.Conv2d(1, 2, 3), bad, nn.ReLU())

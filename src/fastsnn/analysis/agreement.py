@@ -56,7 +56,9 @@ def compare_models(
         for images, labels in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
             labels = torch.as_tensor(labels)
             runners = runners or {key: runner(model, images.to(device_of(model))) for key, model in models.items()}
-            predicted = {key: runners[key](images.to(device_of(model))).argmax(1).cpu() for key, model in models.items()}
+            predicted = {
+                key: runners[key](images.to(device_of(model))).argmax(1).cpu() for key, model in models.items()
+            }
             for key in models:
                 correct[key] += (predicted[key] == labels).sum().item()
                 agree[key] += (predicted[key] == predicted[reference]).sum().item()
@@ -112,5 +114,12 @@ def format_results(results: dict) -> str:
     rows = [("model", "T", "accuracy %", "agreement with QANN %")]
     for entry in results["rows"]:
         agreement = "-" if entry["agreement"] is None else f"{100 * entry['agreement']:.2f}"
-        rows.append((entry["model"], "-" if entry["T"] is None else str(entry["T"]), f"{100 * entry['accuracy']:.2f}", agreement))
+        rows.append(
+            (
+                entry["model"],
+                "-" if entry["T"] is None else str(entry["T"]),
+                f"{100 * entry['accuracy']:.2f}",
+                agreement,
+            )
+        )
     return format_table(rows) + f"\n({results['samples']} test images)"

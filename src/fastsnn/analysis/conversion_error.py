@@ -62,12 +62,19 @@ def conversion_errors(
     paths = [path for path, _ in next(iter(snns.values())).neurons()]
     for name, snn in snns.items():
         if [path for path, _ in snn.neurons()] != paths:
-            raise FastSNNError(f"SNN variant {name!r} has other spiking layers than the first variant; convert all from the same QANN")
+            raise FastSNNError(
+                f"SNN variant {name!r} has other spiking layers than the first variant; convert all from the same QANN"
+            )
     qann_modules = {path: _module(qann, path, "QANN") for path in paths}
     for path, module in qann_modules.items():
         if not isinstance(module, QuantReLU):
-            raise FastSNNError(f"the QANN has a {type(module).__name__} at {path!r}, where the SNN has a spiking layer; pass the QANN it was converted from")
-    float_modules = {path: _module(float_model, path, "float ANN") for path in paths} if float_model is not None else None
+            raise FastSNNError(
+                f"the QANN has a {type(module).__name__} at {path!r}, where the SNN has a spiking layer; "
+                "pass the QANN it was converted from"
+            )
+    float_modules = (
+        {path: _module(float_model, path, "float ANN") for path in paths} if float_model is not None else None
+    )
     thresholds = {path: module.threshold.cpu() for path, module in next(iter(snns.values())).neurons()}
     totals = {name: torch.zeros(len(paths), dtype=torch.float64) for name in ["quantization", *snns]}
     output_totals, output_elements = dict.fromkeys(snns, 0.0), 0
@@ -78,7 +85,9 @@ def conversion_errors(
             with recorded_outputs(qann_modules) as targets:
                 reference = qann(images.to(device_of(qann))).cpu()
             if not isinstance(reference, torch.Tensor):
-                raise FastSNNError(f"conversion_errors compares tensor outputs; the QANN returns {type(reference).__name__}")
+                raise FastSNNError(
+                    f"conversion_errors compares tensor outputs; the QANN returns {type(reference).__name__}"
+                )
             output_elements += reference.numel()
             order = order or list(targets)
             for name, snn in snns.items():
@@ -94,7 +103,10 @@ def conversion_errors(
     if samples == 0:
         raise FastSNNError("conversion_errors got no data")
     units = {path: targets[path][0].numel() for path in paths}
-    per_layer = {name: {path: total[i].item() / (samples * units[path]) for i, path in enumerate(paths)} for name, total in totals.items()}
+    per_layer = {
+        name: {path: total[i].item() / (samples * units[path]) for i, path in enumerate(paths)}
+        for name, total in totals.items()
+    }
     return ConversionErrors(
         layers=order,
         samples=samples,
@@ -108,12 +120,17 @@ def _module(model: nn.Module, path: str, role: str) -> nn.Module:
     try:
         return model.get_submodule(path)
     except AttributeError:
-        raise FastSNNError(f"the {role} has no module at {path!r}, where the SNN has a spiking layer; pass the model it was converted from") from None
+        raise FastSNNError(
+            f"the {role} has no module at {path!r}, where the SNN has a spiking layer; "
+            "pass the model it was converted from"
+        ) from None
 
 
 def _summed_errors(outputs, targets, thresholds, paths) -> torch.Tensor:
     """``[len(paths)]`` sums over the batch and units of |output − target| / θ (computed on the CPU)."""
-    return torch.tensor([((outputs[p].cpu() - targets[p].cpu()).abs() / thresholds[p]).sum().item() for p in paths], dtype=torch.float64)
+    return torch.tensor(
+        [((outputs[p].cpu() - targets[p].cpu()).abs() / thresholds[p]).sum().item() for p in paths], dtype=torch.float64
+    )
 
 
 def format_conversion_errors(errors: ConversionErrors) -> str:
@@ -123,7 +140,12 @@ def format_conversion_errors(errors: ConversionErrors) -> str:
     for i, layer in enumerate(errors.layers):
         rows.append((str(i + 1), layer, *(f"{values[i]:.4f}" for values in columns.values())))
     output = "output MSE vs QANN: " + ", ".join(f"{name} {value:.4g}" for name, value in errors.output.items())
-    return format_table(rows) + "\n" + output + f"\n(mean |Δ| / θ over {errors.samples} images; quantization = float ANN vs QANN, others = SNN vs QANN)"
+    return (
+        format_table(rows)
+        + "\n"
+        + output
+        + f"\n(mean |Δ| / θ over {errors.samples} images; quantization = float ANN vs QANN, others = SNN vs QANN)"
+    )
 
 
 def plot_conversion_errors(errors: ConversionErrors, path: str | Path, title: str = "") -> Path:

@@ -53,7 +53,9 @@ def convert(
         raise ConversionError("cannot convert: the model has no QuantReLU; call fastsnn.quantize(model, bits) first")
     if T is None:
         if len(bit_widths) > 1:
-            raise ConversionError(f"cannot choose T: the QuantReLUs mix bit widths {sorted(bit_widths)}; pass T explicitly")
+            raise ConversionError(
+                f"cannot choose T: the QuantReLUs mix bit widths {sorted(bit_widths)}; pass T explicitly"
+            )
         T = levels(bit_widths.pop())
     if not isinstance(signed, bool):
         raise ConversionError(f"signed must be True or False, got {signed!r}")

@@ -30,7 +30,9 @@ SAFETY = 2.0
 USABLE_FRACTION = 0.8  # of the free memory; the rest is left to everything else
 
 
-def available_bytes(device: torch.device, *, meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+def available_bytes(
+    device: torch.device, *, meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")
+) -> int | None:
     """Free memory of ``device`` in bytes, or None if unknown.
 
     CUDA: ``mem_get_info``. CPU: ``MemAvailable`` of ``meminfo``, capped by the cgroup (v2) limit
@@ -90,7 +92,10 @@ def runner(model: nn.Module, batch: torch.Tensor) -> Callable[[torch.Tensor], ob
 
 
 def _bytes_per_sample(snn: SpikingNetwork, sample: torch.Tensor) -> int | None:
-    """Bytes one sample ``[1, ...]`` needs, from the tensor sizes of every leaf module on the meta device (None if it cannot run there)."""
+    """Bytes one sample ``[1, ...]`` needs, from the tensor sizes of every leaf module on the meta device.
+
+    None if the network cannot run there (an operation without a meta kernel).
+    """
     shadow = copy.deepcopy(snn).to("meta")
     sizes = []
 
@@ -130,7 +135,7 @@ def _concat(outputs: list):
         return torch.cat(outputs)
     if isinstance(first, dict):
         return {key: _concat([o[key] for o in outputs]) for key in first}
-    return type(first)(_concat(list(parts)) for parts in zip(*outputs))
+    return type(first)(_concat(list(parts)) for parts in zip(*outputs, strict=True))
 
 
 def _gib(size: float) -> str:

@@ -44,6 +44,8 @@ def convert_rate_norm(
     body = copy.deepcopy(float_model)
     swap_modules_(
         body,
-        lambda path, module: IFNeuron(thresholds[path], T, signed=False, initial_membrane=0.0) if path in thresholds else None,
+        lambda path, module: (
+            IFNeuron(thresholds[path], T, signed=False, initial_membrane=0.0) if path in thresholds else None
+        ),
     )
     return SpikingNetwork(body).eval()

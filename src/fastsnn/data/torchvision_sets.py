@@ -52,7 +52,9 @@ def _check_cifar_folder(name: str, folder: Path) -> None:
     archive = folder / cls.filename
     if not base.is_dir() and archive.is_file():
         verify_sha256(
-            archive, CIFAR_ARCHIVE_SHA256[name], what=f"The {_CIFAR_TITLE[name]} archive",
+            archive,
+            CIFAR_ARCHIVE_SHA256[name],
+            what=f"The {_CIFAR_TITLE[name]} archive",
             remedy=f"it is not the official {cls.filename}, so download {cls.url} again",
         )
         safe_extract(archive, folder)

@@ -1,4 +1,4 @@
-"""Layer-wise fine-tuning of a converted SNN against its QANN (DESIGN.md, "The method": layer-wise fine-tuning).
+"""Layer-wise fine-tuning of a converted SNN against its QANN (Hu et al., Fast-SNN, TPAMI 2023).
 
 Spiking layers are tuned one at a time in execution order. For layer l only the parameters that
 feed neuron l directly (found by asking autograd which parameters its input current depends on:
@@ -115,7 +115,7 @@ def finetune(
                 with torch.no_grad():
                     for name, parameter in parameters.items():
                         parameter.copy_(saved[name])
-    for parameter, original in zip(tuned.parameters(), snn.parameters()):
+    for parameter, original in zip(tuned.parameters(), snn.parameters(), strict=True):
         parameter.requires_grad_(original.requires_grad)
     return tuned
 
@@ -155,7 +155,8 @@ def _feeding_parameters(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Ten
         if not current.requires_grad or neuron.constant_over_time(current):
             return {}
         gradients = torch.autograd.grad(current.sum(), list(named.values()), allow_unused=True)
-    return {name: parameter for (name, parameter), gradient in zip(named.items(), gradients) if gradient is not None}
+    used = zip(named.items(), gradients, strict=True)
+    return {name: parameter for (name, parameter), gradient in used if gradient is not None}
 
 
 def _train_layer(snn, qann, layer, parameters, batches, objective, steps, lr) -> None:
@@ -195,7 +196,7 @@ def _trainable(parameters: Iterable[nn.Parameter]) -> Iterator[None]:
 
 
 def _cycle(loader: Iterable, device: torch.device) -> Iterator[torch.Tensor]:
-    """Endless stream of image batches from ``loader`` (batches of ``(images, labels)``) on ``device``, epoch after epoch.
+    """Endless stream of image batches on ``device`` from ``loader`` (``(images, labels)``), epoch after epoch.
 
     Not itertools.cycle, which would keep every batch in memory instead of re-iterating the loader.
     """

@@ -6,8 +6,8 @@ converter can swap each one independently::
     model = create_model("resnet20", num_classes=10, in_channels=3, width=0.5)
 """
 
-from fastsnn.models.registry import ModelError, create_model, list_models, register_model
 from fastsnn.models.alexnet import AlexNet
+from fastsnn.models.registry import ModelError, create_model, list_models, register_model
 from fastsnn.models.resnet import BasicBlock, ResNet
 from fastsnn.models.vgg import VGG
 

@@ -20,9 +20,7 @@ MAX_IN_CHANNELS = 1024
 def check_stem(stem: str) -> str:
     """Return ``stem`` if it is one of :data:`STEMS`, else raise naming the option."""
     if stem not in STEMS:
-        raise ModelError(
-            f"unknown stem={stem!r}; stem must be one of {', '.join(map(repr, STEMS))}"
-        )
+        raise ModelError(f"unknown stem={stem!r}; stem must be one of {', '.join(map(repr, STEMS))}")
     return stem
 
 

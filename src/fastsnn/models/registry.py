@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from torch import nn
 
@@ -62,9 +63,7 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwarg
         known = list_models()
         close = difflib.get_close_matches(str(name), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelError(
-            f"unknown model {name!r}{hint}; known models: {', '.join(known) or '(none)'}"
-        )
+        raise ModelError(f"unknown model {name!r}{hint}; known models: {', '.join(known) or '(none)'}")
     accepted = _accepted_options(builder)
     if accepted is not None:
         unknown = sorted(set(kwargs) - accepted)
@@ -82,7 +81,5 @@ def _accepted_options(fn: Callable) -> set[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     return {
-        p.name
-        for p in params
-        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        p.name for p in params if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     }

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from fastsnn.models._layers import check_options, conv_bn_relu, init_weights, scale
 from fastsnn.models.registry import register_model
 
-__all__ = ["BasicBlock", "ResNet", "resnet18", "resnet20", "resnet34"]
+__all__ = ["BasicBlock", "ResNet", "resnet8", "resnet18", "resnet20", "resnet34"]
 
 
 class BasicBlock(nn.Module):
@@ -72,7 +72,7 @@ class ResNet(nn.Module):
             self.stem = conv_bn_relu(in_channels, widths[0], kernel_size=3, stride=1)
         stages: list[nn.Module] = []
         channels = widths[0]
-        for out, blocks, stride in zip(widths, blocks_per_stage, stage_strides):
+        for out, blocks, stride in zip(widths, blocks_per_stage, stage_strides, strict=True):
             layer: list[nn.Module] = []
             for i in range(blocks):
                 layer.append(BasicBlock(channels, out, stride if i == 0 else 1))
@@ -93,8 +93,13 @@ class ResNet(nn.Module):
 def resnet18(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, stem: str = "cifar") -> nn.Module:
     """ResNet-18: stages of 64/128/256/512 channels x width, 2 BasicBlocks each."""
     return ResNet(
-        (64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2),
-        num_classes=num_classes, in_channels=in_channels, width=width, stem=stem,
+        (64, 128, 256, 512),
+        (2, 2, 2, 2),
+        (1, 2, 2, 2),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        width=width,
+        stem=stem,
     )
 
 
@@ -102,17 +107,27 @@ def resnet18(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
 def resnet34(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, stem: str = "cifar") -> nn.Module:
     """ResNet-34: stages of 64/128/256/512 channels x width, with 3/4/6/3 BasicBlocks."""
     return ResNet(
-        (64, 128, 256, 512), (3, 4, 6, 3), (1, 2, 2, 2),
-        num_classes=num_classes, in_channels=in_channels, width=width, stem=stem,
+        (64, 128, 256, 512),
+        (3, 4, 6, 3),
+        (1, 2, 2, 2),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        width=width,
+        stem=stem,
     )
 
 
 @register_model
 def resnet8(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, stem: str = "cifar") -> nn.Module:
-    """ResNet-8 (CIFAR variant): stages of 16/32/64 channels x width, 1 BasicBlock each (the benchmarks' small ResNet)."""
+    """ResNet-8 (CIFAR variant): stages of 16/32/64 channels x width, 1 BasicBlock each (benchmarks' small ResNet)."""
     return ResNet(
-        (16, 32, 64), (1, 1, 1), (1, 2, 2),
-        num_classes=num_classes, in_channels=in_channels, width=width, stem=stem,
+        (16, 32, 64),
+        (1, 1, 1),
+        (1, 2, 2),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        width=width,
+        stem=stem,
     )
 
 
@@ -120,6 +135,11 @@ def resnet8(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, 
 def resnet20(*, num_classes: int = 10, in_channels: int = 3, width: float = 1.0, stem: str = "cifar") -> nn.Module:
     """ResNet-20 (CIFAR variant): stages of 16/32/64 channels x width, 3 BasicBlocks each."""
     return ResNet(
-        (16, 32, 64), (3, 3, 3), (1, 2, 2),
-        num_classes=num_classes, in_channels=in_channels, width=width, stem=stem,
+        (16, 32, 64),
+        (3, 3, 3),
+        (1, 2, 2),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        width=width,
+        stem=stem,
     )

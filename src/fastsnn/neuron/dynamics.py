@@ -8,9 +8,10 @@ def if_scan(
 ) -> torch.Tensor:
     """Spikes of IF neurons with soft reset driven by ``current`` over T steps.
 
-    The membrane starts at ``initial_membrane · θ`` (θ/2 by default; classic rate-norm conversion uses 0). At each step ``v ← v + I(t)``; if ``v ≥ θ`` the neuron emits +1 and
-    ``v ← v − θ``. With ``signed=True`` it may also take a spike back: if ``v < 0`` and its net count
-    ``n > 0`` it emits −1 and ``v ← v + θ``. So ``0 ≤ n ≤ T`` always, and at most one event per step.
+    The membrane starts at ``initial_membrane · θ`` (θ/2 by default; classic rate-norm conversion
+    uses 0). At each step ``v ← v + I(t)``; if ``v ≥ θ`` the neuron emits +1 and ``v ← v − θ``.
+    With ``signed=True`` it may also take a spike back: if ``v < 0`` and its net count ``n > 0`` it
+    emits −1 and ``v ← v + θ``. So ``0 ≤ n ≤ T`` always, and at most one event per step.
 
     For a constant input I the spike count is ``clip(floor(T·I/θ + 1/2), 0, T)``: the quantized ReLU
     with L = T levels and clip θ, rounding half up.

@@ -45,7 +45,9 @@ class IFNeuron(nn.Module):
         if not bool((threshold > 0).all()):
             raise ValueError(f"threshold must be > 0, got {threshold}")
         if not 0 <= initial_membrane < 1:
-            raise ValueError(f"initial_membrane must be in [0, 1) (a fraction of the threshold), got {initial_membrane!r}")
+            raise ValueError(
+                f"initial_membrane must be in [0, 1) (a fraction of the threshold), got {initial_membrane!r}"
+            )
         self.register_buffer("threshold", threshold)
         self.signed = signed
         self.initial_membrane = initial_membrane
@@ -85,10 +87,14 @@ class IFNeuron(nn.Module):
     def _by_time(self, values: torch.Tensor) -> torch.Tensor:
         """``[T*B, ...]`` viewed as ``[T, B, ...]``."""
         if values.dim() == 0 or values.shape[0] % self.T:
-            raise ValueError(f"IFNeuron expects a leading dimension T*B with T={self.T}, got shape {tuple(values.shape)}")
+            raise ValueError(
+                f"IFNeuron expects a leading dimension T*B with T={self.T}, got shape {tuple(values.shape)}"
+            )
         return values.reshape(self.T, -1, *values.shape[1:])
 
     def extra_repr(self) -> str:
-        threshold = f"{self.threshold.item():.4g}" if self.threshold.numel() == 1 else f"<{tuple(self.threshold.shape)}>"
+        threshold = (
+            f"{self.threshold.item():.4g}" if self.threshold.numel() == 1 else f"<{tuple(self.threshold.shape)}>"
+        )
         membrane = "" if self.initial_membrane == 0.5 else f", initial_membrane={self.initial_membrane:g}"
         return f"threshold={threshold}, T={self.T}, signed={self.signed}{membrane}"

@@ -12,7 +12,6 @@ import math
 import torch
 from torch import nn
 
-
 MIN_BITS, MAX_BITS = 1, 8  # activation bits: T = 2^b − 1 from 1 to 255 steps
 
 

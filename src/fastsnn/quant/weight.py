@@ -35,5 +35,7 @@ class PerChannelWeightQuantizer(nn.Module):
 def quantize_weights_(model: nn.Module, bits: int) -> None:
     """Register a per-channel weight quantizer on every conv and linear layer of ``model`` (in place)."""
     for module in model.modules():
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and not parametrize.is_parametrized(module, "weight"):
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and not parametrize.is_parametrized(
+            module, "weight"
+        ):
             parametrize.register_parametrization(module, "weight", PerChannelWeightQuantizer(bits))

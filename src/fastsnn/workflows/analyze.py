@@ -36,7 +36,9 @@ def analyze_checkpoint(
     for snn_path in finetuned:
         snn_checkpoint, snn = load_snn(snn_path, like=checkpoint)
         if snn.T != variants["signed"].T:
-            raise FastSNNError(f"{snn_path} simulates T={snn.T} but the analysis runs at T={variants['signed'].T}; pass -T {snn.T}")
+            raise FastSNNError(
+                f"{snn_path} simulates T={snn.T} but the analysis runs at T={variants['signed'].T}; pass -T {snn.T}"
+            )
         variants[snn_label(snn_checkpoint).removeprefix("SNN ")] = snn.to(device)
     return conversion_errors(
         qann,
@@ -49,4 +51,6 @@ def analyze_checkpoint(
 def save_analysis(errors: ConversionErrors, out: str | Path, *, title: str = "") -> tuple[Path, Path]:
     """Write ``conversion_errors.json`` and ``conversion_errors.png`` into folder ``out``; returns both paths."""
     out = Path(out)
-    return write_json(out / "conversion_errors.json", errors.as_dict()), plot_conversion_errors(errors, out / "conversion_errors.png", title=title)
+    return write_json(out / "conversion_errors.json", errors.as_dict()), plot_conversion_errors(
+        errors, out / "conversion_errors.png", title=title
+    )

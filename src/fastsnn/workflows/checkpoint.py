@@ -80,8 +80,12 @@ class ModelSpec:
 
     def check_same_network(self, other: "ModelSpec", what: str) -> None:
         """Raise :class:`CheckpointError` unless ``other`` is the same network (bit widths aside)."""
-        if dataclasses.replace(other, bits=None, weight_bits=None, snn=None) != dataclasses.replace(self, bits=None, weight_bits=None, snn=None):
-            raise CheckpointError(f"{what} is a different network ({other.name}, {other.options}) than {self.name}, {self.options}")
+        if dataclasses.replace(other, bits=None, weight_bits=None, snn=None) != dataclasses.replace(
+            self, bits=None, weight_bits=None, snn=None
+        ):
+            raise CheckpointError(
+                f"{what} is a different network ({other.name}, {other.options}) than {self.name}, {self.options}"
+            )
 
 
 @dataclasses.dataclass
@@ -145,7 +149,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(_PICKLE_REFUSAL.format(path=path))
     metadata, tensors = _read_safetensors(path)
     if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a fastsnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
+        raise CheckpointError(
+            f"{path} is not a fastsnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})"
+        )
     try:
         spec = _checked_spec(json.loads(metadata["spec"]))
         training = json.loads(metadata["training"])
@@ -213,12 +219,18 @@ def _read_pickled_state(path: Path) -> dict[str, torch.Tensor]:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
         detail = " ".join(str(error).split())[:200]
-        raise CheckpointError(f"{path} cannot be read as weights only (corrupt, or holds more than tensors?): {detail}") from None
+        raise CheckpointError(
+            f"{path} cannot be read as weights only (corrupt, or holds more than tensors?): {detail}"
+        ) from None
     for key in ("model", "state_dict"):
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
             break
-    if not (isinstance(loaded, dict) and loaded and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items())):
+    if not (
+        isinstance(loaded, dict)
+        and loaded
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items())
+    ):
         raise CheckpointError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return dict(loaded)
 
@@ -242,9 +254,13 @@ def _checked_spec(fields) -> ModelSpec:
         "in_channels": _is_int(spec.in_channels) and spec.in_channels >= 1,
         "options": isinstance(spec.options, dict),
         "bits": spec.bits is None or _passes(check_bits, spec.bits),
-        "weight_bits": spec.weight_bits is None or (_is_int(spec.weight_bits) and MIN_WEIGHT_BITS <= spec.weight_bits <= MAX_WEIGHT_BITS),
-        "snn": spec.snn is None or (
-            isinstance(spec.snn, dict) and spec.snn.keys() == {"T", "signed"} and _passes(check_time_steps, spec.snn["T"])
+        "weight_bits": spec.weight_bits is None
+        or (_is_int(spec.weight_bits) and MIN_WEIGHT_BITS <= spec.weight_bits <= MAX_WEIGHT_BITS),
+        "snn": spec.snn is None
+        or (
+            isinstance(spec.snn, dict)
+            and spec.snn.keys() == {"T", "signed"}
+            and _passes(check_time_steps, spec.snn["T"])
             and isinstance(spec.snn["signed"], bool)
         ),
     }
@@ -285,7 +301,8 @@ def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], spec: M
             )
         if tensor.dtype.is_floating_point != expected[key].dtype.is_floating_point:
             raise CheckpointError(
-                f"checkpoint tensor {key!r} has dtype {tensor.dtype} but model {spec.name} expects {expected[key].dtype}"
+                f"checkpoint tensor {key!r} has dtype {tensor.dtype} "
+                f"but model {spec.name} expects {expected[key].dtype}"
             )
     model.load_state_dict(state)
 
@@ -295,7 +312,7 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) 
     parameters = _flat_parameters(optimizer)
     for index, state in checkpoint.optimizer_state.items():
         optimizer.state[parameters[index]] = {key: value.clone() for key, value in state.items()}
-    for group, saved in zip(optimizer.param_groups, checkpoint.training.get("param_groups", [])):
+    for group, saved in zip(optimizer.param_groups, checkpoint.training.get("param_groups", []), strict=False):
         group.update(saved)
 
 

@@ -11,10 +11,20 @@ from .finetune import finetune_checkpoint, format_reports
 from .train import TrainConfig, train_progressive
 
 DEMO_RATE_NORM = [100.0, 99.9]  # the classic baselines the demo compares against, at T and 16·T
-DEMO_DEFAULTS = {"model": "vgg11", "dataset": "mnist", "bits": 2, "float_epochs": 3, "epochs": 1, "final_epochs": 3, "out_dir": "runs/demo"}
+DEMO_DEFAULTS = {
+    "model": "vgg11",
+    "dataset": "mnist",
+    "bits": 2,
+    "float_epochs": 3,
+    "epochs": 1,
+    "final_epochs": 3,
+    "out_dir": "runs/demo",
+}
 
 
-def run_demo(config: TrainConfig, *, finetune_steps: int = 100, held_out: int = 1000, json: str | Path | None = None) -> dict:
+def run_demo(
+    config: TrainConfig, *, finetune_steps: int = 100, held_out: int = 1000, json: str | Path | None = None
+) -> dict:
     """Train ``config``'s progressive stages, fine-tune the last stage's signed SNN, and evaluate float
     ANN, QANN, SNNs and rate-norm baselines (max and 99.9 %, at T and 16·T) on the test split.
 
@@ -27,13 +37,24 @@ def run_demo(config: TrainConfig, *, finetune_steps: int = 100, held_out: int = 
     final = list(paths.values())[-1]  # the last stage trained: the target bit width
     tuned = Path(config.out_dir) / f"{final.stem}-snn-finetuned.safetensors"
     reports = finetune_checkpoint(
-        final, tuned, steps_per_layer=finetune_steps, held_out=held_out, data_root=config.data_root, progress=config.progress
+        final,
+        tuned,
+        steps_per_layer=finetune_steps,
+        held_out=held_out,
+        data_root=config.data_root,
+        progress=config.progress,
     )
     print(format_reports(reports))
     T = levels(config.bits)
     results = evaluate_checkpoint(
-        final, float_checkpoint=paths["float"], finetuned=[tuned], rate_norm=DEMO_RATE_NORM, rate_norm_time_steps=[T, 16 * T],
-        data_root=config.data_root, limit=config.test_limit, progress=config.progress,
+        final,
+        float_checkpoint=paths["float"],
+        finetuned=[tuned],
+        rate_norm=DEMO_RATE_NORM,
+        rate_norm_time_steps=[T, 16 * T],
+        data_root=config.data_root,
+        limit=config.test_limit,
+        progress=config.progress,
     )
     print(format_results(results))
     print(f"results written to {write_json(json or Path(config.out_dir) / 'results.json', results)}")

@@ -9,7 +9,16 @@ from ..convert import convert_rate_norm
 from ..data import load_dataset
 from ..errors import FastSNNError
 from ..quant import levels
-from .sources import calibration_batches, dataset_of, default_device, load_float, load_qann, load_snn, snn_label, test_loader
+from .sources import (
+    calibration_batches,
+    dataset_of,
+    default_device,
+    load_float,
+    load_qann,
+    load_snn,
+    snn_label,
+    test_loader,
+)
 
 
 def rate_norm_label(percentile: float) -> str:
@@ -58,7 +67,9 @@ def evaluate_checkpoint(
         calibration = calibration_batches(load_dataset(dataset, train=True, root=data_root))
         for percentile in rate_norm:
             for T in rate_norm_time_steps or time_steps:
-                extra[(rate_norm_label(percentile), T)] = convert_rate_norm(float_model, calibration, T=T, percentile=percentile)
+                extra[(rate_norm_label(percentile), T)] = convert_rate_norm(
+                    float_model, calibration, T=T, percentile=percentile
+                )
     results = evaluate_conversion(
         qann.to(device),
         test_loader(dataset, data_root, batch_size=batch_size, limit=limit),

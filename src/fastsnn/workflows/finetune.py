@@ -56,10 +56,20 @@ def finetune_checkpoint(
         progress=progress,
         on_layer=reports.append,
     )
-    settings = {"objective": objective, "steps_per_layer": steps_per_layer, "lr": lr, "batch_size": batch_size,
-                "held_out": held_out, "limit": limit, "seed": seed, "layers": [dataclasses.asdict(r) for r in reports]}
+    settings = {
+        "objective": objective,
+        "steps_per_layer": steps_per_layer,
+        "lr": lr,
+        "batch_size": batch_size,
+        "held_out": held_out,
+        "limit": limit,
+        "seed": seed,
+        "layers": [dataclasses.asdict(r) for r in reports],
+    }
     spec = dataclasses.replace(checkpoint.spec, snn={"T": snn.T, "signed": signed})
-    save_checkpoint(out, snn.cpu(), spec, training={"dataset": dataset, "converted_from": str(path), "finetune": settings})
+    save_checkpoint(
+        out, snn.cpu(), spec, training={"dataset": dataset, "converted_from": str(path), "finetune": settings}
+    )
     return reports
 
 
@@ -67,10 +77,13 @@ def format_reports(reports: list[LayerReport]) -> str:
     """One line per tuned layer: layer error and output error before → after, kept or reverted."""
     rows = [("layer", "params", "layer |Δ|/θ before → after", "output MSE before → after", "")]
     for r in reports:
-        rows.append((
-            r.layer, str(len(r.parameters)),
-            f"{r.layer_error_before:.4f} → {r.layer_error_after:.4f}",
-            f"{r.output_error_before:.4g} → {r.output_error_after:.4g}",
-            "kept" if r.kept else "reverted",
-        ))
+        rows.append(
+            (
+                r.layer,
+                str(len(r.parameters)),
+                f"{r.layer_error_before:.4f} → {r.layer_error_after:.4f}",
+                f"{r.output_error_before:.4g} → {r.output_error_after:.4g}",
+                "kept" if r.kept else "reverted",
+            )
+        )
     return format_table(rows)

@@ -17,7 +17,9 @@ def load_qann(path: str | Path) -> tuple[Checkpoint, nn.Module]:
     checkpoint = load_checkpoint(path)
     if checkpoint.spec.bits is None or checkpoint.spec.snn is not None:
         kind = "a spiking network" if checkpoint.spec.snn is not None else "a float ANN"
-        raise FastSNNError(f"{path} holds {kind}, not a quantized ANN; pass a q<bits>.safetensors checkpoint from `fastsnn train`")
+        raise FastSNNError(
+            f"{path} holds {kind}, not a quantized ANN; pass a q<bits>.safetensors checkpoint from `fastsnn train`"
+        )
     return checkpoint, checkpoint.build_model()
 
 
@@ -26,7 +28,10 @@ def load_snn(path: str | Path, *, like: Checkpoint) -> tuple[Checkpoint, Spiking
     which must be the same network as the QANN checkpoint ``like``."""
     checkpoint = load_checkpoint(path)
     if checkpoint.spec.snn is None:
-        raise FastSNNError(f"{path} does not hold a spiking network; pass a checkpoint written by `fastsnn finetune` or `fastsnn convert`")
+        raise FastSNNError(
+            f"{path} does not hold a spiking network; "
+            "pass a checkpoint written by `fastsnn finetune` or `fastsnn convert`"
+        )
     like.spec.check_same_network(checkpoint.spec, f"SNN checkpoint {path}")
     return checkpoint, checkpoint.build_model()
 
@@ -70,12 +75,17 @@ def tuning_split(dataset: str, root, *, held_out: int, limit: int | None = None)
     last ``held_out`` images, the tuning set the first ``limit`` of the others. The test split is never used."""
     train_set = load_dataset(dataset, train=True, root=root)
     if not 0 < held_out < len(train_set):
-        raise FastSNNError(f"--held-out must be in 1..{len(train_set) - 1} for {dataset} ({len(train_set)} training images), got {held_out}")
+        raise FastSNNError(
+            f"--held-out must be in 1..{len(train_set) - 1} for {dataset} "
+            f"({len(train_set)} training images), got {held_out}"
+        )
     tuning = Subset(train_set, range(len(train_set) - held_out))
     return first(tuning, limit), Subset(train_set, range(len(train_set) - held_out, len(train_set)))
 
 
-def calibration_batches(dataset: Dataset, *, batches: int = 8, batch_size: int = 128, seed: int = 0) -> list[torch.Tensor]:
+def calibration_batches(
+    dataset: Dataset, *, batches: int = 8, batch_size: int = 128, seed: int = 0
+) -> list[torch.Tensor]:
     """``batches`` random batches of images ``[batch_size, C, H, W]`` from ``dataset`` (same for a seed)."""
     sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler)

@@ -84,7 +84,14 @@ class TrainConfig:
         check_int("train_limit (--train-limit)", self.train_limit, 1, optional=True)
         check_int("test_limit (--test-limit)", self.test_limit, 1, optional=True)
         check_int("checkpoint_every (--checkpoint-every)", self.checkpoint_every, 1, optional=True)
-        check_float("checkpoint_seconds (--checkpoint-seconds)", self.checkpoint_seconds, 0, math.inf, high_open=True, optional=True)
+        check_float(
+            "checkpoint_seconds (--checkpoint-seconds)",
+            self.checkpoint_seconds,
+            0,
+            math.inf,
+            high_open=True,
+            optional=True,
+        )
         if self.data_root is not None:
             check_folder("data root (--data-root)", self.data_root)
         check_writable("output folder (--out)", self.out_dir, folder=True)
@@ -142,10 +149,15 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
         else:
             start = quantize(model, bits)
         model = fit(
-            start, stage_spec, train_set, test_set,
+            start,
+            stage_spec,
+            train_set,
+            test_set,
             epochs=_stage_epochs(config, index),
             lr=config.lr if bits is None else config.quant_lr,
-            checkpoint_path=path, config=config, device=device,
+            checkpoint_path=path,
+            config=config,
+            device=device,
         )
         paths[stage_name(bits)] = path
     return paths
@@ -161,7 +173,7 @@ def fit(
     lr: float,
     checkpoint_path: Path,
     config: TrainConfig,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | str = "cpu",
 ) -> nn.Module:
     """Train ``model`` for ``epochs`` (SGD, cosine schedule per step), checkpointing each epoch and within it.
 
@@ -173,10 +185,14 @@ def fit(
         TrainingInterrupted: Ctrl-C; a checkpoint of the current position was saved first.
     """
     model = model.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+    )
     steps_per_epoch = len(_train_loader(train_set, config, epoch=0))
     total_steps = max(1, epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+    )
     start_epoch, start_step, running, history = 0, 0, 0.0, []
     if checkpoint_path.exists():
         checkpoint = load_checkpoint(checkpoint_path)
@@ -197,10 +213,19 @@ def fit(
         """Checkpoint after ``step`` steps of epoch ``epoch`` (0-based; step 0 = before the epoch)."""
         if distributed.rank() == 0:
             save_checkpoint(
-                checkpoint_path, model, spec, optimizer=optimizer, save_rng=True,
+                checkpoint_path,
+                model,
+                spec,
+                optimizer=optimizer,
+                save_rng=True,
                 training={
-                    "dataset": config.dataset, "epoch": epoch, "step": step, "running_loss": running, "epochs": epochs,
-                    "history": history, "scheduler": scheduler.state_dict(),
+                    "dataset": config.dataset,
+                    "epoch": epoch,
+                    "step": step,
+                    "running_loss": running,
+                    "epochs": epochs,
+                    "history": history,
+                    "scheduler": scheduler.state_dict(),
                 },
             )
 
@@ -213,7 +238,14 @@ def fit(
             running = running if epoch == start_epoch else 0.0
             loader = _train_loader(train_set, config, epoch, skip_batches=skip)
             where = f"{checkpoint_path.stem} epoch {epoch + 1}/{epochs}"
-            bar = tqdm(loader, desc=where, initial=skip, total=steps_per_epoch, disable=not config.progress or distributed.rank() != 0, leave=False)
+            bar = tqdm(
+                loader,
+                desc=where,
+                initial=skip,
+                total=steps_per_epoch,
+                disable=not config.progress or distributed.rank() != 0,
+                leave=False,
+            )
             last_save = time.monotonic()
             for step, (images, labels) in enumerate(bar, start=skip):
                 loss = loss_fn(trained(images.to(device)), labels.to(device))
@@ -277,10 +309,15 @@ def _train_loader(train_set: Dataset, config: TrainConfig, epoch: int, skip_batc
         sampler.set_epoch(epoch)
         order = list(sampler)
     else:
-        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)).tolist()
+        order = torch.randperm(
+            len(train_set), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        ).tolist()
     return DataLoader(
-        train_set, batch_size=config.batch_size, sampler=order[skip_batches * config.batch_size :],
-        drop_last=len(train_set) > config.batch_size, generator=torch.Generator().manual_seed(config.seed),
+        train_set,
+        batch_size=config.batch_size,
+        sampler=order[skip_batches * config.batch_size :],
+        drop_last=len(train_set) > config.batch_size,
+        generator=torch.Generator().manual_seed(config.seed),
     )
 
 
@@ -290,5 +327,7 @@ def _eval_loader(test_set: Dataset, config: TrainConfig) -> DataLoader:
 
 def _calibrate(model: nn.Module, train_set: Dataset, config: TrainConfig) -> dict[str, float]:
     """Initial clips: a high percentile of each float ReLU's output on a few training batches."""
-    batches = calibration_batches(train_set, batches=CALIBRATION_BATCHES, batch_size=config.batch_size, seed=config.seed)
+    batches = calibration_batches(
+        train_set, batches=CALIBRATION_BATCHES, batch_size=config.batch_size, seed=config.seed
+    )
     return relu_percentiles(model, batches, config.calibration_percentile)

@@ -16,12 +16,26 @@ def check_int(option: str, value, low: int, high: int | None = None, *, optional
     """``value`` is an integer in ``low..high`` (or None when ``optional``)."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low or (high is not None and value > high):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < low
+        or (high is not None and value > high)
+    ):
         accepted = f"{low}..{high}" if high is not None else f">= {low}"
         raise FastSNNError(f"{option} must be an integer {accepted}{' or unset' if optional else ''}, got {value!r}")
 
 
-def check_float(option: str, value, low: float, high: float, *, low_open: bool = True, high_open: bool = False, optional: bool = False) -> None:
+def check_float(
+    option: str,
+    value,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = True,
+    high_open: bool = False,
+    optional: bool = False,
+) -> None:
     """``value`` is a finite number in the interval between ``low`` and ``high`` (open ends as flagged)."""
     if value is None and optional:
         return
@@ -94,7 +108,11 @@ PathOptions = Mapping[str, "str | Path | Sequence[str | Path] | None"]  # option
 
 
 def check_paths(
-    *, read: PathOptions | None = None, write: PathOptions | None = None, write_folders: PathOptions | None = None, data_root=None
+    *,
+    read: PathOptions | None = None,
+    write: PathOptions | None = None,
+    write_folders: PathOptions | None = None,
+    data_root=None,
 ) -> None:
     """Up-front checks of path options (named as typed, e.g. ``--float-checkpoint``) and of ``--data-root``,
     before any work starts or any output is written: inputs are readable files, outputs can be
@@ -109,7 +127,9 @@ def check_paths(
         for path in _listed(paths):
             resolved = check_writable(option, path, folder=False).resolve()
             if resolved in inputs:
-                raise FastSNNError(f"{option} {path} is also the {inputs[resolved]} input; writing it would destroy that file")
+                raise FastSNNError(
+                    f"{option} {path} is also the {inputs[resolved]} input; writing it would destroy that file"
+                )
     for option, paths in (write_folders or {}).items():
         for path in _listed(paths):
             check_writable(option, path, folder=True)
