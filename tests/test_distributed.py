@@ -3,6 +3,7 @@
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -42,13 +43,18 @@ def _worker(rank: int, world_size: int, port: int, config: TrainConfig, out: str
     save_file(captured, os.path.join(out, f"rank{rank}.safetensors"))
 
 
-def test_two_ranks_end_with_identical_weights(tmp_path):
+@pytest.mark.parametrize(
+    "model, dataset, width", [("resnet20", "fashion-mnist", 0.25), ("deeplab_vgg9", "fashion-scenes", 0.125)]
+)
+def test_two_ranks_end_with_identical_weights(tmp_path, model, dataset, width):
     root = write_tiny_fashion_mnist(tmp_path / "data")
     config = TrainConfig(
-        model="resnet20",
-        dataset="fashion-mnist",
+        model=model,
+        dataset=dataset,
         data_root=str(root),
-        width=0.25,
+        width=width,
+        train_limit=256,  # the tiny set's size; scenes would otherwise number 10,000
+        test_limit=32,
         bits=2,
         progressive=False,
         float_epochs=1,

@@ -11,11 +11,16 @@ import fastsnn.data.fashion_mnist as fashion
 from fastsnn.data import DatasetInfo, dataset_info, default_data_root, fetch_dataset, list_datasets, load_dataset
 from fastsnn.errors import DataError, FastSNNError
 
-NAMES = ["cifar10", "cifar100", "fashion-mnist", "imagenet", "mnist"]
+CLASSIFICATION = ["cifar10", "cifar100", "fashion-mnist", "imagenet", "mnist"]
+SEGMENTATION = ["cityscapes", "fashion-scenes", "mnist-scenes", "voc-seg"]
+NAMES = sorted(CLASSIFICATION + SEGMENTATION)
 
 
-def test_list_datasets_is_sorted_and_complete():
+def test_list_datasets_is_sorted_and_complete_with_each_sets_task():
     assert list_datasets() == NAMES
+    assert {name: dataset_info(name).task for name in NAMES} == dict.fromkeys(
+        CLASSIFICATION, "classification"
+    ) | dict.fromkeys(SEGMENTATION, "segmentation")
 
 
 @pytest.mark.parametrize(
@@ -26,6 +31,10 @@ def test_list_datasets_is_sorted_and_complete():
         ("cifar10", 3, 10, 32),
         ("cifar100", 3, 100, 32),
         ("imagenet", 3, 1000, 224),
+        ("mnist-scenes", 1, 11, 96),
+        ("fashion-scenes", 1, 11, 96),
+        ("voc-seg", 3, 21, 320),
+        ("cityscapes", 3, 19, 512),
     ],
 )
 def test_dataset_info_values(name, channels, classes, size):

@@ -5,9 +5,12 @@ from torch import nn
 
 import fastsnn.models.registry as registry
 from fastsnn.errors import FastSNNError
-from fastsnn.models import ModelError, alexnet, create_model, list_models, register_model, resnet, vgg
+from fastsnn.models import ModelError, alexnet, create_model, deeplab, list_models, register_model, resnet, vgg
 
-BUILTIN = {"vgg11", "vgg16", "resnet8", "resnet18", "resnet20", "resnet34", "alexnet"}
+CLASSIFIERS = {"vgg11", "vgg16", "resnet8", "resnet18", "resnet20", "resnet34", "alexnet"}
+# Segmentation builders take no ``stem`` option (they have their own fixed stems).
+SEGMENTERS = {"deeplab_vgg9", "deeplabv3_resnet34"}
+BUILTIN = CLASSIFIERS | SEGMENTERS
 
 
 @pytest.fixture
@@ -16,9 +19,9 @@ def scratch_registry(monkeypatch):
     monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
 
 
-def test_list_models_is_the_seven_builders_sorted_and_each_module_exports_its_own():
+def test_list_models_is_the_builtin_builders_sorted_and_each_module_exports_its_own():
     assert list_models() == sorted(BUILTIN)
-    for module in (alexnet, resnet, vgg):
+    for module in (alexnet, deeplab, resnet, vgg):
         defined = {
             name for name in BUILTIN if getattr(getattr(module, name, None), "__module__", None) == module.__name__
         }
@@ -83,7 +86,7 @@ def test_unknown_option_names_option_and_accepted_ones():
         assert option in message
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN))
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 def test_bad_stem_names_option_and_values(name):
     with pytest.raises(ModelError) as info:
         create_model(name, stem="tiny")

@@ -1,7 +1,7 @@
 """Measurements of converted networks: accuracy and agreement, per-layer conversion error (table, JSON, plot)."""
 
 from .activations import recorded_outputs
-from .agreement import accuracy, compare_models, evaluate_conversion, format_results, predictions, row
+from .agreement import accuracy, compare_models, evaluate_conversion, format_results, measure, row
 from .conversion_error import ConversionErrors, conversion_errors, format_conversion_errors, plot_conversion_errors
 
 __all__ = [
@@ -13,7 +13,7 @@ __all__ = [
     "format_conversion_errors",
     "format_results",
     "plot_conversion_errors",
-    "predictions",
+    "measure",
     "recorded_outputs",
     "row",
 ]

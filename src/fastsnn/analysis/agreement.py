@@ -1,10 +1,9 @@
-"""Accuracy of ANNs and SNNs, and the agreement between each model and a reference (the QANN)."""
+"""Task metrics of ANNs and SNNs, and the agreement between each model and a reference (the QANN)."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..convert import convert
@@ -12,78 +11,76 @@ from ..convert.memory_guard import runner
 from ..errors import FastSNNError
 from ..model_context import device_of, eval_mode
 from ..table import format_table
+from ..tasks import Classification, Task
 
 RowKey = tuple[str, int | None]  # (model, T); T is None for an ANN
 
 
 @torch.no_grad()
-def predictions(model: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted and true classes ``([N], [N])`` of ``model`` (in eval mode during the call) over ``loader``."""
-    predicted, labels = [], []
-    with eval_mode(model):
-        for images, targets in loader:
-            predicted.append(model(images.to(device_of(model))).argmax(1).cpu())
-            labels.append(torch.as_tensor(targets))
-    return torch.cat(predicted), torch.cat(labels)
+def measure(model: nn.Module, loader: Iterable, task: Task | None = None) -> dict[str, float]:
+    """The task's metrics of ``model`` (in eval mode during the call) over ``loader`` (default: accuracy)."""
+    results = compare_models({("model", None): model}, loader, task=task, reference=("model", None), progress=False)
+    return {metric: results["rows"][0][metric] for metric in results["metrics"]}
 
 
-def accuracy(model: nn.Module, loader: DataLoader) -> float:
-    """Top-1 accuracy of ``model`` over ``loader``, in [0, 1]."""
-    predicted, labels = predictions(model, loader)
-    return (predicted == labels).sum().item() / labels.numel()
+def accuracy(model: nn.Module, loader: Iterable) -> float:
+    """Top-1 accuracy of a classifier over ``loader``, in [0, 1]."""
+    return measure(model, loader)["accuracy"]
 
 
 @torch.no_grad()
 def compare_models(
     models: Mapping[RowKey, nn.Module],
-    loader: DataLoader,
+    loader: Iterable,
     *,
+    task: Task | None = None,
     reference: RowKey = ("QANN", None),
     progress: bool = True,
 ) -> dict:
-    """Accuracy of every model, and its agreement with ``models[reference]``, in one pass over ``loader``.
+    """The task's metrics of every model, and its agreement with ``models[reference]``, in one pass.
 
-    Returns ``{"samples": N, "rows": [{"model", "T", "accuracy", "agreement"}, ...]}`` in the order of
-    ``models``; agreement is the share of inputs on which a model predicts the reference's class (None
-    for the reference itself and for ANNs other than it). Accuracies are in [0, 1]. Each model runs
-    on its own device, in eval mode during the call; SNN batches too large for free memory run in chunks.
+    ``loader`` yields ``(images, targets)``; ``task`` defaults to classification. Returns
+    ``{"task", "metrics", "agreement_unit", "samples", "rows": [{"model", "T", <metric>..., "agreement"}, ...]}``
+    with rows in the order of ``models``; agreement is the share of predictions (images, or pixels for
+    segmentation) equal to the reference's, None for the reference itself and for ANNs other than it.
+    Each model runs on its own device, in eval mode during the call; SNN batches too large for free
+    memory run in chunks.
     """
+    task = task or Classification()
     if reference not in models:
         raise FastSNNError(f"the reference model {reference} is not among the models compared")
-    correct, agree = dict.fromkeys(models, 0), dict.fromkeys(models, 0)
+    meters = {key: task.meter() for key in models}
+    agreements = {key: task.agreement_meter() for key in models}
     samples, runners = 0, None
     with eval_mode(*models.values()):
-        for images, labels in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
-            labels = torch.as_tensor(labels)
+        for images, targets in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
             runners = runners or {key: runner(model, images.to(device_of(model))) for key, model in models.items()}
-            predicted = {
-                key: runners[key](images.to(device_of(model))).argmax(1).cpu() for key, model in models.items()
-            }
+            predicted = {key: task.decode(runners[key](images.to(device_of(m)))).cpu() for key, m in models.items()}
             for key in models:
-                correct[key] += (predicted[key] == labels).sum().item()
-                agree[key] += (predicted[key] == predicted[reference]).sum().item()
-            samples += labels.numel()
+                meters[key].update(predicted[key], targets)
+                agreements[key].update(predicted[key], predicted[reference])
+            samples += images.shape[0]
     if samples == 0:
         raise FastSNNError("no test images to evaluate on")
+    rows = []
+    for name, T in models:
+        agreement = agreements[(name, T)].compute()["agreement"] if T is not None else None
+        rows.append({"model": name, "T": T, **meters[(name, T)].compute(), "agreement": agreement})
     return {
+        "task": task.name,
+        "metrics": list(task.metrics),
+        "agreement_unit": task.agreement_unit,
         "samples": samples,
-        "rows": [
-            {
-                "model": name,
-                "T": T,
-                "accuracy": correct[(name, T)] / samples,
-                "agreement": agree[(name, T)] / samples if T is not None else None,
-            }
-            for name, T in models
-        ],
+        "rows": rows,
     }
 
 
 def evaluate_conversion(
     qann: nn.Module,
-    loader: DataLoader,
+    loader: Iterable,
     time_steps: list[int],
     *,
+    task: Task | None = None,
     float_model: nn.Module | None = None,
     extra: Mapping[RowKey, nn.Module] | None = None,
     progress: bool = True,
@@ -98,7 +95,7 @@ def evaluate_conversion(
         for signed in (False, True):
             models[("SNN signed" if signed else "SNN unsigned", T)] = convert(qann, signed=signed, T=T)
     models.update(extra or {})
-    return compare_models(models, loader, progress=progress)
+    return compare_models(models, loader, task=task, progress=progress)
 
 
 def row(results: dict, model: str, T: int | None = None) -> dict:
@@ -111,15 +108,11 @@ def row(results: dict, model: str, T: int | None = None) -> dict:
 
 def format_results(results: dict) -> str:
     """The results of :func:`compare_models` as a plain-text table (percentages)."""
-    rows = [("model", "T", "accuracy %", "agreement with QANN %")]
+    metrics = results.get("metrics", ["accuracy"])
+    unit = results.get("agreement_unit", "images")
+    rows = [("model", "T", *(f"{metric} %" for metric in metrics), "agreement with QANN %")]
     for entry in results["rows"]:
         agreement = "-" if entry["agreement"] is None else f"{100 * entry['agreement']:.2f}"
-        rows.append(
-            (
-                entry["model"],
-                "-" if entry["T"] is None else str(entry["T"]),
-                f"{100 * entry['accuracy']:.2f}",
-                agreement,
-            )
-        )
-    return format_table(rows) + f"\n({results['samples']} test images)"
+        T = "-" if entry["T"] is None else str(entry["T"])
+        rows.append((entry["model"], T, *(f"{100 * entry[metric]:.2f}" for metric in metrics), agreement))
+    return format_table(rows) + f"\n({results['samples']} test images; agreement over {unit})"

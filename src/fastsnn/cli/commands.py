@@ -2,34 +2,29 @@
 
 import dataclasses
 
+# training option (as parsed) -> TrainConfig field
+_TRAINING_FIELDS = {
+    "model": "model", "dataset": "dataset", "data_root": "data_root", "bits": "bits", "width": "width", "stem": "stem",
+    "weight_bits": "weight_bits", "float_epochs": "float_epochs", "epochs": "epochs", "final_epochs": "final_epochs",
+    "batch_size": "batch_size", "lr": "lr", "quant_lr": "quant_lr", "seed": "seed", "train_limit": "train_limit",
+    "test_limit": "test_limit", "out": "out_dir", "checkpoint_every": "checkpoint_every",
+    "checkpoint_seconds": "checkpoint_seconds",
+}  # fmt: skip
 
-def train_config(args):
-    """The :class:`~fastsnn.workflows.train.TrainConfig` of the training options of ``train`` and ``demo``."""
+
+def train_config(args, base=None):
+    """The :class:`~fastsnn.workflows.train.TrainConfig` of ``base`` (default: TrainConfig()) with the
+    training options present in ``args`` (for ``demo``, only those the user typed)."""
     from ..workflows.train import TrainConfig
 
-    return TrainConfig(
-        model=args.model,
-        dataset=args.dataset,
-        bits=None if args.float_only else args.bits,
-        width=args.width,
-        stem=args.stem,
-        weight_bits=args.weight_bits,
-        float_epochs=args.float_epochs,
-        epochs=args.epochs,
-        final_epochs=args.final_epochs,
-        progressive=not args.no_progressive,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        quant_lr=args.quant_lr,
-        seed=args.seed,
-        data_root=args.data_root,
-        out_dir=args.out,
-        train_limit=args.train_limit,
-        test_limit=args.test_limit,
-        checkpoint_every=args.checkpoint_every,
-        checkpoint_seconds=args.checkpoint_seconds,
-        progress=not args.quiet,
-    )
+    given = {field: getattr(args, option) for option, field in _TRAINING_FIELDS.items() if hasattr(args, option)}
+    if getattr(args, "float_only", False):
+        given["bits"] = None
+    if getattr(args, "no_progressive", False):
+        given["progressive"] = False
+    if hasattr(args, "quiet"):
+        given["progress"] = not args.quiet
+    return dataclasses.replace(base or TrainConfig(), **given)
 
 
 def data(args) -> int:
@@ -66,7 +61,12 @@ def evaluate(args) -> int:
     from ..workflows.evaluate import evaluate_checkpoint
     from ..workflows.validation import check_paths
 
-    check_paths(read=_compared(args), write={"--json": args.json}, data_root=args.data_root)
+    check_paths(
+        read=_compared(args),
+        write={"--json": args.json},
+        write_folders={"--save-predictions": args.save_predictions},
+        data_root=args.data_root,
+    )
     results = evaluate_checkpoint(
         args.checkpoint,
         float_checkpoint=args.float_checkpoint,
@@ -79,8 +79,11 @@ def evaluate(args) -> int:
         batch_size=args.batch_size,
         limit=args.limit,
         progress=not args.quiet,
+        save_predictions=args.save_predictions,
     )
     print(format_results(results))
+    if args.save_predictions:
+        print(f"predictions drawn in {args.save_predictions}")
     if args.json:
         print(f"results written to {write_json(args.json, results)}")
     return 0
@@ -165,9 +168,16 @@ def import_weights(args) -> int:
 
 
 def demo(args) -> int:
-    from ..workflows.demo import run_demo
+    from ..workflows.demo import DEMOS, run_demo
 
-    run_demo(train_config(args), finetune_steps=args.finetune_steps, held_out=args.held_out, json=args.json)
+    demo = DEMOS[args.task]
+    run_demo(
+        train_config(args, demo.config()),
+        finetune_steps=args.finetune_steps or demo.finetune_steps,
+        held_out=args.held_out or demo.held_out,
+        eval_batch=demo.eval_batch,
+        json=args.json,
+    )
     return 0
 
 

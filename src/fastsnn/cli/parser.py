@@ -7,6 +7,7 @@ from .. import __version__
 from ..models._layers import STEMS
 from ..neuron import SURROGATES
 from ..quant import MAX_BITS, MAX_WEIGHT_BITS, MIN_BITS, MIN_WEIGHT_BITS
+from ..workflows.demo import DEMOS
 from . import commands
 
 
@@ -102,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=_int_in(1), default=500)
     evaluate.add_argument("--limit", type=_int_in(1), help="evaluate on the first N test images only")
     evaluate.add_argument("--json", type=Path, help="also write the results here")
+    evaluate.add_argument(
+        "--save-predictions",
+        type=Path,
+        metavar="DIR",
+        help="segmentation: PNGs of the first test images with target, QANN and SNN masks side by side",
+    )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=commands.evaluate)
 
@@ -168,12 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = subcommands.add_parser(
         "demo",
-        help="train a 2-bit VGG on real MNIST, convert (T = 3), fine-tune, compare with rate-norm, print a table",
+        help="train a 2-bit network on real data, convert (T = 3), fine-tune, compare with rate-norm, print a table",
     )
-    _add_training_options(demo, demo=True)
-    demo.add_argument("--finetune-steps", type=_int_in(1), default=100, help="fine-tuning steps per spiking layer")
     demo.add_argument(
-        "--held-out", type=_int_in(1), default=1000, help="last N training images that decide keep/revert"
+        "--task",
+        choices=list(DEMOS),
+        default="classification",
+        help="classification: VGG-11 on MNIST; segmentation: DeepLab-VGG9 on Fashion-MNIST scenes "
+        "(other training options default to the task's settings)",
+    )
+    _add_training_options(demo, defaults=False)
+    demo.add_argument(
+        "--finetune-steps", type=_int_in(1), help="fine-tuning steps per spiking layer (default: the task's)"
+    )
+    demo.add_argument(
+        "--held-out", type=_int_in(1), help="last N training images that decide keep/revert (default: the task's)"
     )
     demo.add_argument("--json", type=Path, help="results file (default OUT/results.json)")
     demo.set_defaults(run=commands.demo)
@@ -193,48 +209,70 @@ def _add_compared_checkpoints(parser: argparse.ArgumentParser, also: str) -> Non
     )
 
 
-def _add_training_options(parser: argparse.ArgumentParser, demo: bool = False) -> None:
-    from ..workflows.demo import DEMO_DEFAULTS
+def _add_training_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """The options of a training run. Without ``defaults`` (the demo) an option that is not typed is
+    absent from the parsed arguments, so that the demo's task chooses it."""
     from ..workflows.train import TrainConfig
 
-    base = TrainConfig(**DEMO_DEFAULTS) if demo else TrainConfig()
-    parser.add_argument("--model", default=base.model, help="registry name (see fastsnn.models.list_models)")
-    parser.add_argument("--dataset", default=base.dataset)
-    parser.add_argument("--data-root")
+    base = TrainConfig()
+
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--model", default=default(base.model), help="registry name (see fastsnn.models.list_models)")
+    parser.add_argument("--dataset", default=default(base.dataset))
+    parser.add_argument("--data-root", default=default(None))
     parser.add_argument(
-        "--bits", type=_int_in(MIN_BITS, MAX_BITS), default=base.bits, help="final activation bits (T = 2^bits − 1)"
+        "--bits",
+        type=_int_in(MIN_BITS, MAX_BITS),
+        default=default(base.bits),
+        help="final activation bits (T = 2^bits − 1)",
     )
-    parser.add_argument("--float-only", action="store_true", help="train the float ANN only")
-    parser.add_argument("--width", type=_positive_float, default=base.width, help="channel width multiplier")
-    parser.add_argument("--stem", default=base.stem, choices=STEMS)
+    parser.add_argument("--float-only", action="store_true", default=default(False), help="train the float ANN only")
+    parser.add_argument("--width", type=_positive_float, default=default(base.width), help="channel width multiplier")
+    parser.add_argument("--stem", default=default(base.stem), choices=STEMS)
     parser.add_argument(
         "--weight-bits",
         type=_int_in(MIN_WEIGHT_BITS, MAX_WEIGHT_BITS),
+        default=default(None),
         help="also quantize weights per channel to this many bits",
     )
-    parser.add_argument("--float-epochs", type=_int_in(0), default=base.float_epochs)
+    parser.add_argument("--float-epochs", type=_int_in(0), default=default(base.float_epochs))
     parser.add_argument(
-        "--epochs", type=_int_in(0), default=base.epochs, help="epochs per intermediate quantized stage"
+        "--epochs", type=_int_in(0), default=default(base.epochs), help="epochs per intermediate quantized stage"
     )
     parser.add_argument(
-        "--final-epochs", type=_int_in(0), default=base.final_epochs, help="epochs of the last stage (default --epochs)"
+        "--final-epochs",
+        type=_int_in(0),
+        default=default(base.final_epochs),
+        help="epochs of the last stage (default --epochs)",
     )
-    parser.add_argument("--no-progressive", action="store_true", help="go from float straight to --bits")
-    parser.add_argument("--batch-size", type=_int_in(1), default=base.batch_size)
-    parser.add_argument("--lr", type=_positive_float, default=base.lr, help="float-stage learning rate")
-    parser.add_argument("--quant-lr", type=_positive_float, default=base.quant_lr, help="quantized-stage learning rate")
-    parser.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=base.seed)
-    parser.add_argument("--train-limit", type=_int_in(1), help="train on the first N images only")
-    parser.add_argument("--test-limit", type=_int_in(1), help="test on the first N images only")
-    parser.add_argument("--out", default=base.out_dir, help="folder for the stage checkpoints")
     parser.add_argument(
-        "--checkpoint-every", type=_int_in(1), metavar="STEPS", help="also checkpoint every STEPS steps within an epoch"
+        "--no-progressive", action="store_true", default=default(False), help="go from float straight to --bits"
+    )
+    parser.add_argument("--batch-size", type=_int_in(1), default=default(base.batch_size))
+    parser.add_argument("--lr", type=_positive_float, default=default(base.lr), help="float-stage learning rate")
+    parser.add_argument(
+        "--quant-lr", type=_positive_float, default=default(base.quant_lr), help="quantized-stage learning rate"
+    )
+    parser.add_argument("--seed", type=_int_in(0, 2**32 - 1), default=default(base.seed))
+    parser.add_argument(
+        "--train-limit", type=_int_in(1), default=default(None), help="train on the first N images only"
+    )
+    parser.add_argument("--test-limit", type=_int_in(1), default=default(None), help="test on the first N images only")
+    parser.add_argument("--out", default=default(base.out_dir), help="folder for the stage checkpoints")
+    parser.add_argument(
+        "--checkpoint-every",
+        type=_int_in(1),
+        metavar="STEPS",
+        default=default(None),
+        help="also checkpoint every STEPS steps within an epoch",
     )
     parser.add_argument(
         "--checkpoint-seconds",
         type=_positive_float,
-        default=base.checkpoint_seconds,
+        default=default(base.checkpoint_seconds),
         metavar="S",
         help=f"and after a step once S seconds passed since the last checkpoint (default {base.checkpoint_seconds:g})",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", default=default(False), help="no progress bars")

@@ -11,6 +11,13 @@ from fastsnn.data.fashion_mnist import fetch_fashion_mnist, load_fashion_mnist
 from fastsnn.data.info import dataset_info
 from fastsnn.data.mnist import fetch_mnist, load_mnist
 from fastsnn.data.root import resolve_root
+from fastsnn.data.scenes import load_scenes
+from fastsnn.data.segmentation_sets import (
+    fetch_cityscapes,
+    fetch_voc_segmentation,
+    load_cityscapes,
+    load_voc_segmentation,
+)
 from fastsnn.data.torchvision_sets import fetch_cifar, fetch_image_folder, load_cifar, load_image_folder
 from fastsnn.data.transforms import image_transform
 from fastsnn.errors import DataError
@@ -22,17 +29,29 @@ _LOADERS = {
     "cifar100": partial(load_cifar, "cifar100"),
     "imagenet": load_image_folder,
 }
+# segmentation sets apply their own joint image/mask transforms: loader(root, train=, augment=)
+_SEGMENTATION_LOADERS = {
+    "mnist-scenes": partial(load_scenes, "mnist"),
+    "fashion-scenes": partial(load_scenes, "fashion-mnist"),
+    "voc-seg": load_voc_segmentation,
+    "cityscapes": load_cityscapes,
+}
 _FETCHERS = {
     "mnist": fetch_mnist,
     "fashion-mnist": fetch_fashion_mnist,
     "cifar10": partial(fetch_cifar, "cifar10"),
     "cifar100": partial(fetch_cifar, "cifar100"),
     "imagenet": fetch_image_folder,
+    "mnist-scenes": fetch_mnist,  # scenes are composed on the fly from the source's items
+    "fashion-scenes": fetch_fashion_mnist,
+    "voc-seg": fetch_voc_segmentation,
+    "cityscapes": fetch_cityscapes,
 }
 
 
 def load_dataset(name: str, *, train: bool, root: str | Path | None = None, augment: bool = False) -> Dataset:
-    """One split of data set ``name``; items ``(image float32 [C, H, W], label int)``.
+    """One split of data set ``name``; items ``(image float32 [C, H, W], label int)``, or for a
+    segmentation set ``(image float32 [C, H, W], mask int64 [H, W])``.
 
     Images are normalised with ``dataset_info(name).mean/std``. ``augment``
     (training split only) adds the data set's random crops/flips. ``root``
@@ -45,6 +64,8 @@ def load_dataset(name: str, *, train: bool, root: str | Path | None = None, augm
             f"augment=True was asked for the test split of {name}; augmentation applies to training data only, "
             "so pass train=True or augment=False."
         )
+    if name in _SEGMENTATION_LOADERS:
+        return _SEGMENTATION_LOADERS[name](resolve_root(root), train=train, augment=augment)
     return _LOADERS[name](resolve_root(root), train=train, transform=image_transform(name, augment=augment))
 
 

@@ -59,13 +59,23 @@ def scale(channels: int, width: float) -> int:
 
 
 def conv_bn_relu(
-    in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, padding: int | None = None
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int = 3,
+    stride: int = 1,
+    padding: int | None = None,
+    dilation: int = 1,
 ) -> nn.Sequential:
-    """Conv2d (no bias) -> BatchNorm2d -> its own ReLU: ``[B, in, H, W] -> [B, out, H', W']``."""
+    """Conv2d (no bias) -> BatchNorm2d -> its own ReLU: ``[B, in, H, W] -> [B, out, H', W']``.
+
+    ``padding`` defaults to ``dilation * (kernel_size // 2)``, which keeps the size at stride 1.
+    """
     if padding is None:
-        padding = kernel_size // 2
+        padding = dilation * (kernel_size // 2)
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False),
+        nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation, bias=False
+        ),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(),
     )

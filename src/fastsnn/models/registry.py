@@ -15,23 +15,27 @@ from torch import nn
 
 from fastsnn.errors import FastSNNError
 
-__all__ = ["ModelError", "register_model", "create_model", "list_models"]
+__all__ = ["ModelError", "register_model", "create_model", "list_models", "model_options", "model_task"]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_TASKS: dict[str, str] = {}  # model name -> the task its output serves (see fastsnn.tasks)
 
 
 class ModelError(FastSNNError):
     """An unknown model name, or an unknown or invalid option of a model builder."""
 
 
-def register_model(fn: Builder) -> Builder:
-    """Register ``fn`` as a model builder under ``fn.__name__``; return ``fn`` unchanged.
+def register_model(fn: Builder | None = None, *, task: str = "classification"):
+    """Register ``fn`` as a model builder under ``fn.__name__`` for ``task``; return ``fn`` unchanged.
 
+    Use as ``@register_model`` (classification) or ``@register_model(task="segmentation")``.
     Raises ``ValueError`` if the name is already registered and ``TypeError`` if
     ``fn`` cannot take ``num_classes`` and ``in_channels`` as keywords.
     """
+    if fn is None:
+        return lambda builder: register_model(builder, task=task)
     if not callable(fn):
         raise TypeError(f"register_model expects a function, got {type(fn).__name__}")
     name = fn.__name__
@@ -43,6 +47,7 @@ def register_model(fn: Builder) -> Builder:
         if missing:
             raise TypeError(f"model builder {name!r} must accept keyword(s) {', '.join(missing)}")
     _MODELS[name] = fn
+    _TASKS[name] = task
     return fn
 
 
@@ -51,19 +56,28 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def model_task(name: str) -> str:
+    """The task of registered model ``name`` (``"classification"``, ``"segmentation"``, ...)."""
+    _builder(name)
+    return _TASKS[name]
+
+
+def model_options(name: str) -> set[str] | None:
+    """The keyword options registered model ``name`` accepts besides ``num_classes`` and ``in_channels``
+    (None if its builder takes ``**kwargs``)."""
+    accepted = _accepted_options(_builder(name))
+    return None if accepted is None else accepted - {"num_classes", "in_channels"}
+
+
 def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs) -> nn.Module:
-    """Build the registered model ``name``; the result maps ``[B, in_channels, H, W]`` to ``[B, num_classes]``.
+    """Build the registered model ``name``: ``[B, in_channels, H, W]`` to ``[B, num_classes]`` (classifiers) or
+    ``[B, num_classes, H, W]`` (segmentation).
 
     Extra keyword arguments are the builder's options (e.g. ``width``, ``stem``).
     Raises :class:`ModelError` for an unknown name or an option the
     builder does not accept, naming the culprit and the accepted values.
     """
-    builder = _MODELS.get(name) if isinstance(name, str) else None
-    if builder is None:
-        known = list_models()
-        close = difflib.get_close_matches(str(name), known, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelError(f"unknown model {name!r}{hint}; known models: {', '.join(known) or '(none)'}")
+    builder = _builder(name)
     accepted = _accepted_options(builder)
     if accepted is not None:
         unknown = sorted(set(kwargs) - accepted)
@@ -73,6 +87,17 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwarg
                 f"{name} accepts: {', '.join(sorted(accepted))}"
             )
     return builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    """The builder registered as ``name``; ModelError naming the closest known name otherwise."""
+    builder = _MODELS.get(name) if isinstance(name, str) else None
+    if builder is None:
+        known = list_models()
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ModelError(f"unknown model {name!r}{hint}; known models: {', '.join(known) or '(none)'}")
+    return builder
 
 
 def _accepted_options(fn: Callable) -> set[str] | None:

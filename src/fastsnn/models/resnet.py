@@ -17,14 +17,18 @@ class BasicBlock(nn.Module):
 
     ``out = relu_out(bn2(conv2(relu1(bn1(conv1(x))))) + shortcut(x))``; the
     shortcut is the identity, or a 1x1 conv + BN when the shape changes.
+    ``dilation`` dilates (and pads) both 3x3 convs alike, keeping the spatial size
+    at stride 1 (DeepLab's atrous stages); the default 1 is the plain block.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, *, dilation: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(
+            in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.relu1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=1, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(out_channels)
         if stride != 1 or in_channels != out_channels:
             self.shortcut: nn.Module = nn.Sequential(

@@ -28,9 +28,10 @@ from torch import nn
 from ..convert import convert
 from ..data import dataset_info
 from ..errors import CheckpointError, DataError
-from ..models import create_model
+from ..models import create_model, model_task
 from ..neuron import check_time_steps
 from ..quant import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, check_bits, quantize
+from ..tasks import Task, create_task
 from .atomic import atomic_path
 
 FORMAT = "fastsnn-checkpoint-v1"
@@ -68,9 +69,20 @@ class ModelSpec:
     def with_bits(self, bits: int | None) -> "ModelSpec":
         return dataclasses.replace(self, bits=bits)
 
+    @property
+    def task(self) -> Task:
+        """The task of the model's output (its loss, decoding and metrics)."""
+        return create_task(model_task(self.name), num_classes=self.num_classes)
+
     def check_dataset(self, dataset: str) -> None:
-        """Raise :class:`DataError` unless data set ``dataset`` has this model's input channels and classes."""
+        """Raise :class:`DataError` unless data set ``dataset`` serves this model's task with its input
+        channels and classes."""
         info = dataset_info(dataset)
+        if info.task != self.task.name:
+            raise DataError(
+                f"data set {dataset} is a {info.task} data set, but model {self.name} is a {self.task.name} model; "
+                "pass a data set of its task"
+            )
         if (info.in_channels, info.num_classes) != (self.in_channels, self.num_classes):
             raise DataError(
                 f"data set {dataset} has {info.in_channels} channel(s) and {info.num_classes} classes, but model "

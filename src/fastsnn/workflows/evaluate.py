@@ -1,14 +1,17 @@
-"""``fastsnn evaluate``: accuracy and agreement of a QANN checkpoint's SNNs, fine-tuned SNNs and baselines."""
+"""``fastsnn evaluate``: task metrics and agreement of a QANN checkpoint's SNNs, fine-tuned SNNs and baselines."""
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 
 from ..analysis import evaluate_conversion
-from ..convert import convert_rate_norm
-from ..data import load_dataset
+from ..convert import convert, convert_rate_norm
+from ..data import dataset_info, load_dataset
 from ..errors import FastSNNError
 from ..quant import levels
+from .predictions import save_predictions as save_predictions_as_png
 from .sources import (
     calibration_batches,
     dataset_of,
@@ -40,6 +43,8 @@ def evaluate_checkpoint(
     limit: int | None = None,
     progress: bool = True,
     device: torch.device | None = None,
+    save_predictions: str | Path | None = None,
+    prediction_count: int = 8,
 ) -> dict:
     """:func:`~fastsnn.analysis.evaluate_conversion` for a QANN checkpoint on its data set's test split.
 
@@ -50,11 +55,19 @@ def evaluate_checkpoint(
             ``time_steps``).
         time_steps: default ``[2^bits − 1]``; ``dataset``: default the one recorded at training;
             ``device``: default CUDA when available.
+        save_predictions: a folder for pictures of the first ``prediction_count`` test images with
+            their targets and the predictions of the QANN, the signed SNN at the first T and the
+            fine-tuned SNNs (segmentation only).
     The result also records the checkpoint paths and the data set.
     """
     device = device or default_device()
     checkpoint, qann = load_qann(path)
     dataset = dataset_of(checkpoint, path, dataset)
+    task = checkpoint.spec.task
+    if save_predictions is not None and task.name != "segmentation":
+        raise FastSNNError(
+            f"--save-predictions draws segmentation masks; {checkpoint.spec.name} is a {task.name} model"
+        )
     time_steps = time_steps or [levels(checkpoint.spec.bits)]
     float_model = load_float(float_checkpoint, like=checkpoint).to(device) if float_checkpoint is not None else None
     extra = {}
@@ -70,14 +83,22 @@ def evaluate_checkpoint(
                 extra[(rate_norm_label(percentile), T)] = convert_rate_norm(
                     float_model, calibration, T=T, percentile=percentile
                 )
+    loader = test_loader(dataset, data_root, batch_size=batch_size, limit=limit)
     results = evaluate_conversion(
         qann.to(device),
-        test_loader(dataset, data_root, batch_size=batch_size, limit=limit),
+        loader,
         time_steps,
+        task=task,
         float_model=float_model,
         extra=extra,
         progress=progress,
     )
+    if save_predictions is not None:
+        images, targets = next(iter(DataLoader(loader.dataset, batch_size=prediction_count)))
+        shown = {"QANN": qann, f"SNN signed T={time_steps[0]}": convert(qann, T=time_steps[0])}
+        shown |= {f"{label} T={T}": snn for (label, T), snn in extra.items() if label.startswith("SNN")}
+        info = dataset_info(dataset)
+        save_predictions_as_png(shown, images, targets, task, save_predictions, mean=info.mean, std=info.std)
     return {
         "checkpoint": str(path),
         "float_checkpoint": str(float_checkpoint) if float_checkpoint else None,

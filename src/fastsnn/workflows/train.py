@@ -19,10 +19,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from ..analysis import accuracy
+from ..analysis import measure
 from ..data import dataset_info, list_datasets, load_dataset
 from ..errors import FastSNNError, TrainingInterrupted
-from ..models import list_models
+from ..models import list_models, model_options
 from ..models._layers import MAX_WIDTH, STEMS
 from ..quant import MAX_BITS, MAX_WEIGHT_BITS, MIN_BITS, MIN_WEIGHT_BITS, quantize, relu_percentiles
 from . import distributed
@@ -67,6 +67,9 @@ class TrainConfig:
         """Check every field up front; raises :class:`FastSNNError` naming the field (and its CLI option)."""
         check_choice("model (--model)", self.model, list_models())
         check_choice("dataset (--dataset)", self.dataset, list_datasets())
+        self.spec().check_dataset(self.dataset)  # the model's task is the data set's
+        if self.stem != TrainConfig.stem and "stem" not in (model_options(self.model) or {"stem"}):
+            raise FastSNNError(f"--stem: model {self.model} has no stem option")
         check_int("bits (--bits)", self.bits, MIN_BITS, MAX_BITS, optional=True)
         check_float("width (--width)", self.width, 0, MAX_WIDTH)
         check_choice("stem (--stem)", self.stem, list(STEMS))
@@ -107,11 +110,13 @@ class TrainConfig:
 
     def spec(self) -> ModelSpec:
         info = dataset_info(self.dataset)
+        options = {"width": self.width, "stem": self.stem}
+        accepted = model_options(self.model)
         return ModelSpec(
             name=self.model,
             num_classes=info.num_classes,
             in_channels=info.in_channels,
-            options={"width": self.width, "stem": self.stem},
+            options={key: value for key, value in options.items() if accepted is None or key in accepted},
             weight_bits=self.weight_bits,
         )
 
@@ -230,7 +235,7 @@ def fit(
             )
 
     trained = DistributedDataParallel(model) if distributed.is_distributed() else model
-    loss_fn = nn.CrossEntropyLoss()
+    task = spec.task
     with stop_requests(enabled=not distributed.is_distributed()) as stop_requested:
         for epoch in range(start_epoch, epochs):
             trained.train()
@@ -248,7 +253,7 @@ def fit(
             )
             last_save = time.monotonic()
             for step, (images, labels) in enumerate(bar, start=skip):
-                loss = loss_fn(trained(images.to(device)), labels.to(device))
+                loss = task.loss(trained(images.to(device)), labels.to(device))
                 if not torch.isfinite(loss):
                     raise FastSNNError(
                         f"loss became {loss.item()} in {where} step {step + 1}; stopped without saving, so "
@@ -269,13 +274,19 @@ def fit(
                 if step + 1 < steps_per_epoch and _checkpoint_due(config, step + 1, last_save):
                     save(epoch, step + 1, running)
                     last_save = time.monotonic()
-            test_accuracy = accuracy(model, _eval_loader(test_set, config))
-            history.append({"epoch": epoch + 1, "train_loss": running, "test_accuracy": test_accuracy})
+            test = measure(model, _eval_loader(test_set, config), task)
+            history.append({"epoch": epoch + 1, "train_loss": running} | {_history_key(m): v for m, v in test.items()})
             if config.progress and distributed.rank() == 0:
-                tqdm.write(f"{where}: loss {running:.4f}, test accuracy {100 * test_accuracy:.2f}%")
+                figures = ", ".join(f"test {metric} {100 * value:.2f}%" for metric, value in test.items())
+                tqdm.write(f"{where}: loss {running:.4f}, {figures}")
             save(epoch + 1, 0, 0.0)
             distributed.barrier()
     return model.cpu()
+
+
+def _history_key(metric: str) -> str:
+    """``"test_accuracy"``, ``"test_mIoU"``, ``"test_pixel_accuracy"``: a metric's key in the training history."""
+    return "test_" + metric.replace(" ", "_")
 
 
 def _checkpoint_due(config: TrainConfig, steps_done: int, last_save: float) -> bool:

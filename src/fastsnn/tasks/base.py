@@ -1,0 +1,38 @@
+"""What a task provides: a loss, a decoding of outputs into predictions, metric and agreement meters."""
+
+from typing import Protocol
+
+import torch
+
+
+class Meter(Protocol):
+    """Accumulates over batches; ``compute`` gives the figures of everything seen so far."""
+
+    def update(self, predictions: torch.Tensor, targets: torch.Tensor) -> None: ...
+
+    def compute(self) -> dict[str, float]: ...
+
+
+class Task(Protocol):
+    """A vision task. ``metrics`` names the figures of :meth:`meter`, headline first (all in [0, 1])."""
+
+    name: str
+    num_classes: int
+    metrics: tuple[str, ...]
+    agreement_unit: str  # what agreement counts: "images", "pixels", ...
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Training loss of a network output against its target (a scalar)."""
+        ...
+
+    def decode(self, output: torch.Tensor) -> torch.Tensor:
+        """Predictions from a network output (for an SNN: its output averaged over T)."""
+        ...
+
+    def meter(self) -> Meter:
+        """A fresh accumulator of :attr:`metrics` over ``(predictions, targets)`` batches."""
+        ...
+
+    def agreement_meter(self) -> Meter:
+        """A fresh accumulator of agreement over ``(predictions, reference predictions)``: ``{"agreement": ...}``."""
+        ...

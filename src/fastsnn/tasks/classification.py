@@ -1,0 +1,49 @@
+"""Image classification: cross-entropy, argmax over classes, top-1 accuracy; agreement per image."""
+
+import torch
+from torch.nn import functional as F
+
+
+class Classification:
+    """Outputs ``[B, num_classes]`` logits, targets ``[B]`` class indices."""
+
+    name = "classification"
+    metrics = ("accuracy",)
+    agreement_unit = "images"
+
+    def __init__(self, num_classes: int | None = None):
+        self.num_classes = num_classes  # not needed by the loss or the metrics
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, target)
+
+    def decode(self, output: torch.Tensor) -> torch.Tensor:
+        """``[B, num_classes]`` -> predicted classes ``[B]``."""
+        return output.argmax(1)
+
+    def meter(self) -> "MatchRate":
+        return MatchRate("accuracy")
+
+    def agreement_meter(self) -> "MatchRate":
+        return MatchRate("agreement")
+
+
+class MatchRate:
+    """Share of elements where predictions equal targets (elements equal to ``ignore_index`` excluded)."""
+
+    def __init__(self, name: str, ignore_index: int | None = None):
+        self.name, self.ignore_index = name, ignore_index
+        self.matches, self.count = 0, 0
+
+    def update(self, predictions: torch.Tensor, targets: torch.Tensor) -> None:
+        targets = torch.as_tensor(targets).to(predictions.device)
+        valid = (
+            targets != self.ignore_index
+            if self.ignore_index is not None
+            else torch.ones_like(targets, dtype=torch.bool)
+        )
+        self.matches += int(((predictions == targets) & valid).sum())
+        self.count += int(valid.sum())
+
+    def compute(self) -> dict[str, float]:
+        return {self.name: self.matches / self.count if self.count else float("nan")}
