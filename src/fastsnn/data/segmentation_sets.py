@@ -50,6 +50,20 @@ CITYSCAPES_URL = "https://www.cityscapes-dataset.com/downloads/"
 _SPLITS = {True: "train", False: "val"}
 
 
+def voc_palette() -> torch.Tensor:
+    """The Pascal VOC colour map ``[256, 3]`` uint8: class c's bits spread over R, G and B, high bit first."""
+    palette = torch.zeros(256, 3, dtype=torch.uint8)
+    for index in range(256):
+        value, red, green, blue = index, 0, 0, 0
+        for shift in range(7, -1, -1):
+            red |= ((value >> 0) & 1) << shift
+            green |= ((value >> 1) & 1) << shift
+            blue |= ((value >> 2) & 1) << shift
+            value >>= 3
+        palette[index] = torch.tensor([red, green, blue])
+    return palette
+
+
 def cityscapes_label_map() -> np.ndarray:
     """uint8 ``[256]`` lookup table: official Cityscapes labelId -> train id (0..18), everything else 255."""
     table = np.full(256, IGNORE_INDEX, dtype=np.uint8)

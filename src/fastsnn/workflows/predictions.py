@@ -6,24 +6,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.segmentation_sets import voc_palette
 from ..model_context import device_of, eval_mode
 from ..tasks import Task
 from ..tasks.segmentation import IGNORE_INDEX
-
-
-def voc_palette() -> torch.Tensor:
-    """The fixed Pascal VOC colour map ``[256, 3]`` uint8 (class c's bits spread over R, G and B)."""
-    palette = torch.zeros(256, 3, dtype=torch.uint8)
-    for index in range(256):
-        value, red, green, blue = index, 0, 0, 0
-        for shift in range(7, -1, -1):
-            red |= ((value >> 0) & 1) << shift
-            green |= ((value >> 1) & 1) << shift
-            blue |= ((value >> 2) & 1) << shift
-            value >>= 3
-        palette[index] = torch.tensor([red, green, blue])
-    palette[IGNORE_INDEX] = torch.tensor([255, 255, 255])
-    return palette
 
 
 @torch.no_grad()
@@ -49,6 +35,7 @@ def save_predictions(
         for label, model in models.items():
             predicted[label] = task.decode(model(images.to(device_of(model)))).cpu()
     palette = voc_palette()
+    palette[IGNORE_INDEX] = 255  # ignored pixels drawn white
     pixels = images * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
