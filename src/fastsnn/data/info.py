@@ -22,7 +22,9 @@ class DatasetInfo:
     image_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    task: str = "classification"  # what the targets are: class indices, or per-pixel class masks ("segmentation")
+    # what the targets are: class indices, per-pixel class masks ("segmentation"), or boxes ("detection",
+    # padded [MAX_OBJECTS, 5] rows of fastsnn.data.boxes; num_classes counts object classes, no background)
+    task: str = "classification"
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,6 +47,13 @@ _INFOS: dict[str, DatasetInfo] = {
         # Formats users bring (fastsnn.data.segmentation_sets); image_size is the training crop.
         DatasetInfo("voc-seg", 3, 21, 320, IMAGENET_MEAN, IMAGENET_STD, "segmentation"),
         DatasetInfo("cityscapes", 3, 19, 512, IMAGENET_MEAN, IMAGENET_STD, "segmentation"),
+        # Detection: the same scenes with their items' boxes (10 classes), real aerial tree crowns in 320-px
+        # tiles (fastsnn.data.trees), and the formats users bring (fastsnn.data.detection_sets).
+        DatasetInfo("mnist-scenes-det", 1, 10, 96, (0.0433,), (0.1767,), "detection"),
+        DatasetInfo("fashion-scenes-det", 1, 10, 96, (0.0950,), (0.2370,), "detection"),
+        DatasetInfo("trees", 3, 1, 320, IMAGENET_MEAN, IMAGENET_STD, "detection"),
+        DatasetInfo("voc-det", 3, 20, 320, IMAGENET_MEAN, IMAGENET_STD, "detection"),
+        DatasetInfo("coco", 3, 80, 320, IMAGENET_MEAN, IMAGENET_STD, "detection"),
     )
 }
 
