@@ -1,7 +1,7 @@
 """Vision tasks: each owns its loss, the decoding of the network's output, its metrics and agreement.
 
 Training, evaluation, fine-tuning and the CLI are task-generic: they ask a :class:`Task` for what
-differs between classification and segmentation (and detection next)::
+differs between classification, segmentation and detection::
 
     task = create_task("segmentation", num_classes=11)
     loss = task.loss(model(images), masks)
@@ -12,16 +12,22 @@ differs between classification and segmentation (and detection next)::
 
 from .base import Meter, Task
 from .classification import Classification
+from .detection import Detection
 from .segmentation import Segmentation
 
-TASKS: dict[str, type[Task]] = {"classification": Classification, "segmentation": Segmentation}
+TASKS: dict[str, type[Task]] = {
+    "classification": Classification,
+    "segmentation": Segmentation,
+    "detection": Detection,
+}
 
 
-def create_task(name: str, *, num_classes: int) -> Task:
-    """The task called ``name`` (one of :data:`TASKS`) for ``num_classes`` classes."""
+def create_task(name: str, *, num_classes: int, **options) -> Task:
+    """The task called ``name`` (one of :data:`TASKS`) for ``num_classes`` classes; ``options`` are the
+    task's own (detection: ``anchors``)."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
-    return TASKS[name](num_classes)
+    return TASKS[name](num_classes, **options)
 
 
-__all__ = ["TASKS", "Classification", "Meter", "Segmentation", "Task", "create_task"]
+__all__ = ["TASKS", "Classification", "Detection", "Meter", "Segmentation", "Task", "create_task"]

@@ -20,6 +20,7 @@ class Task(Protocol):
     num_classes: int
     metrics: tuple[str, ...]
     agreement_unit: str  # what agreement counts: "images", "pixels", ...
+    model_options: tuple[str, ...]  # options of the model the task is built with (detection: its anchors)
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Training loss of a network output against its target (a scalar)."""

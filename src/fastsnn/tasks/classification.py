@@ -9,6 +9,7 @@ class Classification:
 
     name = "classification"
     metrics = ("accuracy",)
+    model_options = ()
     agreement_unit = "images"
 
     def __init__(self, num_classes: int | None = None):

@@ -19,6 +19,7 @@ class Segmentation:
 
     name = "segmentation"
     metrics = ("mIoU", "pixel accuracy")
+    model_options = ()
     agreement_unit = "pixels"
 
     def __init__(self, num_classes: int):

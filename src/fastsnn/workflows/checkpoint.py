@@ -31,7 +31,7 @@ from ..errors import CheckpointError, DataError
 from ..models import create_model, model_task
 from ..neuron import check_time_steps
 from ..quant import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, check_bits, quantize
-from ..tasks import Task, create_task
+from ..tasks import TASKS, Task, create_task
 from .atomic import atomic_path
 
 FORMAT = "fastsnn-checkpoint-v1"
@@ -72,7 +72,9 @@ class ModelSpec:
     @property
     def task(self) -> Task:
         """The task of the model's output (its loss, decoding and metrics)."""
-        return create_task(model_task(self.name), num_classes=self.num_classes)
+        name = model_task(self.name)
+        options = {key: self.options[key] for key in TASKS[name].model_options if key in self.options}
+        return create_task(name, num_classes=self.num_classes, **options)
 
     def check_dataset(self, dataset: str) -> None:
         """Raise :class:`DataError` unless data set ``dataset`` serves this model's task with its input
