@@ -5,12 +5,23 @@ from torch import nn
 
 import fastsnn.models.registry as registry
 from fastsnn.errors import FastSNNError
-from fastsnn.models import ModelError, alexnet, create_model, deeplab, list_models, register_model, resnet, vgg
+from fastsnn.models import (
+    ModelError,
+    alexnet,
+    create_model,
+    deeplab,
+    list_models,
+    register_model,
+    resnet,
+    vgg,
+    yolo,
+)
 
 CLASSIFIERS = {"vgg11", "vgg16", "resnet8", "resnet18", "resnet20", "resnet34", "alexnet"}
 # Segmentation builders take no ``stem`` option (they have their own fixed stems).
 SEGMENTERS = {"deeplab_vgg9", "deeplabv3_resnet34"}
-BUILTIN = CLASSIFIERS | SEGMENTERS
+DETECTORS = {"tiny_yolov2", "yolov2_resnet34"}
+BUILTIN = CLASSIFIERS | SEGMENTERS | DETECTORS
 
 
 @pytest.fixture
@@ -21,7 +32,7 @@ def scratch_registry(monkeypatch):
 
 def test_list_models_is_the_builtin_builders_sorted_and_each_module_exports_its_own():
     assert list_models() == sorted(BUILTIN)
-    for module in (alexnet, deeplab, resnet, vgg):
+    for module in (alexnet, deeplab, resnet, vgg, yolo):
         defined = {
             name for name in BUILTIN if getattr(getattr(module, name, None), "__module__", None) == module.__name__
         }

@@ -1,15 +1,22 @@
-"""Measurements of converted networks: accuracy and agreement, per-layer conversion error (table, JSON, plot)."""
+"""Measurements of converted networks: accuracy and agreement, per-layer conversion error (table, JSON, plot),
+activity and cost (spikes, SOPs, MACs, energy)."""
 
 from .activations import recorded_outputs
+from .activity import ActivityReport, Energy, LayerActivity, activity, format_activity
 from .agreement import accuracy, compare_models, evaluate_conversion, format_results, measure, row
 from .conversion_error import ConversionErrors, conversion_errors, format_conversion_errors, plot_conversion_errors
 
 __all__ = [
+    "ActivityReport",
     "ConversionErrors",
+    "Energy",
+    "LayerActivity",
     "accuracy",
+    "activity",
     "compare_models",
     "conversion_errors",
     "evaluate_conversion",
+    "format_activity",
     "format_conversion_errors",
     "format_results",
     "plot_conversion_errors",

@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-predictions",
         type=Path,
         metavar="DIR",
-        help="segmentation: PNGs of the first test images with target, QANN and SNN masks side by side",
+        help="segmentation / detection: PNGs of the first test images with the target and the QANN's and SNNs' "
+        "masks or boxes side by side",
     )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=commands.evaluate)
@@ -181,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--task",
         choices=list(DEMOS),
         default="classification",
-        help="classification: VGG-11 on MNIST; segmentation: DeepLab-VGG9 on Fashion-MNIST scenes "
+        help="classification: VGG-11 on MNIST; segmentation: DeepLab-VGG9 on Fashion-MNIST scenes; "
+        "detection: Tiny-YOLOv2 on aerial tree tiles "
         "(other training options default to the task's settings)",
     )
     _add_training_options(demo, defaults=False)

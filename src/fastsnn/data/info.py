@@ -51,7 +51,8 @@ _INFOS: dict[str, DatasetInfo] = {
         # tiles (fastsnn.data.trees), and the formats users bring (fastsnn.data.detection_sets).
         DatasetInfo("mnist-scenes-det", 1, 10, 96, (0.0433,), (0.1767,), "detection"),
         DatasetInfo("fashion-scenes-det", 1, 10, 96, (0.0950,), (0.2370,), "detection"),
-        DatasetInfo("trees", 3, 1, 320, IMAGENET_MEAN, IMAGENET_STD, "detection"),
+        # trees: mean / std of all pixels of the 64 train tiles as served (zero padding included), deepforest 2.1.0
+        DatasetInfo("trees", 3, 1, 320, (0.4753, 0.5233, 0.4331), (0.2696, 0.2667, 0.2082), "detection"),
         DatasetInfo("voc-det", 3, 20, 320, IMAGENET_MEAN, IMAGENET_STD, "detection"),
         DatasetInfo("coco", 3, 80, 320, IMAGENET_MEAN, IMAGENET_STD, "detection"),
     )

@@ -7,10 +7,12 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from fastsnn.data.detection_sets import fetch_coco, fetch_voc_detection, load_coco, load_voc_detection
 from fastsnn.data.fashion_mnist import fetch_fashion_mnist, load_fashion_mnist
 from fastsnn.data.info import dataset_info
 from fastsnn.data.mnist import fetch_mnist, load_mnist
 from fastsnn.data.root import resolve_root
+from fastsnn.data.scene_boxes import load_scene_boxes
 from fastsnn.data.scenes import load_scenes
 from fastsnn.data.segmentation_sets import (
     fetch_cityscapes,
@@ -20,6 +22,7 @@ from fastsnn.data.segmentation_sets import (
 )
 from fastsnn.data.torchvision_sets import fetch_cifar, fetch_image_folder, load_cifar, load_image_folder
 from fastsnn.data.transforms import image_transform
+from fastsnn.data.trees import fetch_trees, load_trees
 from fastsnn.errors import DataError
 
 _LOADERS = {
@@ -29,12 +32,17 @@ _LOADERS = {
     "cifar100": partial(load_cifar, "cifar100"),
     "imagenet": load_image_folder,
 }
-# segmentation sets apply their own joint image/mask transforms: loader(root, train=, augment=)
-_SEGMENTATION_LOADERS = {
+# segmentation and detection sets apply their own joint image/target transforms: loader(root, train=, augment=)
+_JOINT_LOADERS = {
     "mnist-scenes": partial(load_scenes, "mnist"),
     "fashion-scenes": partial(load_scenes, "fashion-mnist"),
     "voc-seg": load_voc_segmentation,
     "cityscapes": load_cityscapes,
+    "mnist-scenes-det": partial(load_scene_boxes, "mnist"),
+    "fashion-scenes-det": partial(load_scene_boxes, "fashion-mnist"),
+    "trees": load_trees,
+    "voc-det": load_voc_detection,
+    "coco": load_coco,
 }
 _FETCHERS = {
     "mnist": fetch_mnist,
@@ -46,12 +54,18 @@ _FETCHERS = {
     "fashion-scenes": fetch_fashion_mnist,
     "voc-seg": fetch_voc_segmentation,
     "cityscapes": fetch_cityscapes,
+    "mnist-scenes-det": fetch_mnist,
+    "fashion-scenes-det": fetch_fashion_mnist,
+    "trees": fetch_trees,
+    "voc-det": fetch_voc_detection,
+    "coco": fetch_coco,
 }
 
 
 def load_dataset(name: str, *, train: bool, root: str | Path | None = None, augment: bool = False) -> Dataset:
-    """One split of data set ``name``; items ``(image float32 [C, H, W], label int)``, or for a
-    segmentation set ``(image float32 [C, H, W], mask int64 [H, W])``.
+    """One split of data set ``name``; items ``(image float32 [C, H, W], label int)``, for a segmentation
+    set ``(image float32 [C, H, W], mask int64 [H, W])``, for a detection set ``(image float32 [C, H, W],
+    boxes float32 [MAX_OBJECTS, 5])`` (:mod:`fastsnn.data.boxes`).
 
     Images are normalised with ``dataset_info(name).mean/std``. ``augment``
     (training split only) adds the data set's random crops/flips. ``root``
@@ -64,8 +78,8 @@ def load_dataset(name: str, *, train: bool, root: str | Path | None = None, augm
             f"augment=True was asked for the test split of {name}; augmentation applies to training data only, "
             "so pass train=True or augment=False."
         )
-    if name in _SEGMENTATION_LOADERS:
-        return _SEGMENTATION_LOADERS[name](resolve_root(root), train=train, augment=augment)
+    if name in _JOINT_LOADERS:
+        return _JOINT_LOADERS[name](resolve_root(root), train=train, augment=augment)
     return _LOADERS[name](resolve_root(root), train=train, transform=image_transform(name, augment=augment))
 
 

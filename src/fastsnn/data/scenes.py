@@ -258,13 +258,21 @@ def load_scenes(
     background). Other configs keep these constants, which are then only approximately
     zero-mean / unit-variance.
     """
+    images, labels = scene_source(source, root, train=train)
+    transform = normalising_transform(SCENE_DATASETS[source])
+    return SceneSegmentation(images, labels, train=train, config=config, transform=transform, augment=augment)
+
+
+def scene_source(source: str, root: str | Path | None, *, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The items scenes of ``source`` ("mnist" or "fashion-mnist") are composed from, from its own train or
+    test split: images uint8 ``[N, 1, 28, 28]``, labels int64 ``[N]``."""
     if source not in _SOURCES:
         raise DataError(f"Unknown scene source {source!r}; choose one of: {', '.join(sorted(_SOURCES))}.")
     split = _SOURCES[source](resolve_root(root), train=train, transform=None)
-    info = dataset_info(SCENE_DATASETS[source])
-    transform = v2.Compose(
-        [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(info.mean), std=list(info.std))]
-    )
-    return SceneSegmentation(
-        split.images, split.labels, train=train, config=config, transform=transform, augment=augment
-    )
+    return split.images, split.labels
+
+
+def normalising_transform(name: str) -> v2.Compose:
+    """uint8 ``[C, H, W]`` -> float32 scaled to [0, 1], normalised with ``dataset_info(name)``'s mean / std."""
+    info = dataset_info(name)
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(info.mean), std=list(info.std))])

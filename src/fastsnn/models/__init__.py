@@ -15,6 +15,7 @@ from fastsnn.models.deeplab import DeepLabV3, DeepLabVGG
 from fastsnn.models.registry import ModelError, create_model, list_models, model_options, model_task, register_model
 from fastsnn.models.resnet import BasicBlock, ResNet
 from fastsnn.models.vgg import VGG
+from fastsnn.models.yolo import YOLOv2
 
 __all__ = [
     "AlexNet",
@@ -24,6 +25,7 @@ __all__ = [
     "ResNet",
     "ModelError",
     "VGG",
+    "YOLOv2",
     "create_model",
     "list_models",
     "model_options",

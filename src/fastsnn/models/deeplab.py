@@ -28,7 +28,7 @@ from fastsnn.models._layers import (
     scale,
 )
 from fastsnn.models.registry import register_model
-from fastsnn.models.resnet import BasicBlock
+from fastsnn.models.resnet import basic_stages, strided_stem
 
 __all__ = ["ASPP", "DeepLabV3", "DeepLabVGG", "deeplab_vgg9", "deeplabv3_resnet34"]
 
@@ -125,21 +125,10 @@ class DeepLabV3(nn.Module):
         super().__init__()
         num_classes, in_channels, width = _check(num_classes, in_channels, width)
         widths = [scale(c, width) for c in stage_channels]
-        self.stem = nn.Sequential(
-            conv_bn_relu(in_channels, widths[0], kernel_size=7, stride=2, padding=3),
-            conv_bn_relu(widths[0], widths[0], kernel_size=3, stride=2),
-        )
-        stages: list[nn.Module] = []
-        channels = widths[0]
-        for out, blocks, stride, dilation in zip(widths, blocks_per_stage, stage_strides, stage_dilations, strict=True):
-            layer: list[nn.Module] = []
-            for i in range(blocks):
-                layer.append(BasicBlock(channels, out, stride if i == 0 else 1, dilation=dilation))
-                channels = out
-            stages.append(nn.Sequential(*layer))
-        self.stages = nn.Sequential(*stages)
+        self.stem = strided_stem(in_channels, widths[0])
+        self.stages = basic_stages(widths, blocks_per_stage, stage_strides, stage_dilations)
         aspp = scale(_ASPP_CHANNELS, width)
-        self.aspp = ASPP(channels, aspp, _ASPP_RATES)
+        self.aspp = ASPP(widths[-1], aspp, _ASPP_RATES)
         self.head = conv_bn_relu(aspp, aspp)
         self.classifier = nn.Conv2d(aspp, num_classes, 1)
         init_weights(self)

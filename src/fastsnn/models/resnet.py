@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from fastsnn.models._layers import check_options, conv_bn_relu, init_weights, scale
 from fastsnn.models.registry import register_model
 
-__all__ = ["BasicBlock", "ResNet", "resnet8", "resnet18", "resnet20", "resnet34"]
+__all__ = ["BasicBlock", "ResNet", "basic_stages", "strided_stem", "resnet8", "resnet18", "resnet20", "resnet34"]
 
 
 class BasicBlock(nn.Module):
@@ -45,6 +45,43 @@ class BasicBlock(nn.Module):
         return self.relu_out(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
+def basic_stages(
+    stage_channels: Sequence[int],
+    blocks_per_stage: Sequence[int],
+    stage_strides: Sequence[int],
+    stage_dilations: Sequence[int] | None = None,
+) -> nn.Sequential:
+    """BasicBlock stages ``[B, c[0], H, W] -> [B, c[-1], H/s, W/s]``; c = ``stage_channels``, s = product of strides.
+
+    Stage ``i`` is ``blocks_per_stage[i]`` blocks of ``c[i]`` channels, its first block strided by
+    ``stage_strides[i]``, all dilated by ``stage_dilations[i]`` (default 1 everywhere).
+    """
+    if stage_dilations is None:
+        stage_dilations = [1] * len(stage_channels)
+    stages: list[nn.Module] = []
+    channels = stage_channels[0]
+    for out, blocks, stride, dilation in zip(
+        stage_channels, blocks_per_stage, stage_strides, stage_dilations, strict=True
+    ):
+        layer: list[nn.Module] = []
+        for i in range(blocks):
+            layer.append(BasicBlock(channels, out, stride if i == 0 else 1, dilation=dilation))
+            channels = out
+        stages.append(nn.Sequential(*layer))
+    return nn.Sequential(*stages)
+
+
+def strided_stem(in_channels: int, out_channels: int) -> nn.Sequential:
+    """7x7 stride-2 conv-BN-ReLU, then a 3x3 stride-2 conv-BN-ReLU in place of the max-pool.
+
+    ``[B, in, H, W] -> [B, out, H/4, W/4]``: the ImageNet stem without max-pooling (dense prediction).
+    """
+    return nn.Sequential(
+        conv_bn_relu(in_channels, out_channels, kernel_size=7, stride=2, padding=3),
+        conv_bn_relu(out_channels, out_channels, kernel_size=3, stride=2),
+    )
+
+
 class ResNet(nn.Module):
     """Stem, stages of BasicBlocks, global average pool, linear: ``[B, C, H, W] -> [B, num_classes]``.
 
@@ -74,18 +111,10 @@ class ResNet(nn.Module):
             )
         else:
             self.stem = conv_bn_relu(in_channels, widths[0], kernel_size=3, stride=1)
-        stages: list[nn.Module] = []
-        channels = widths[0]
-        for out, blocks, stride in zip(widths, blocks_per_stage, stage_strides, strict=True):
-            layer: list[nn.Module] = []
-            for i in range(blocks):
-                layer.append(BasicBlock(channels, out, stride if i == 0 else 1))
-                channels = out
-            stages.append(nn.Sequential(*layer))
-        self.stages = nn.Sequential(*stages)
+        self.stages = basic_stages(widths, blocks_per_stage, stage_strides)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
-        self.fc = nn.Linear(channels, num_classes)
+        self.fc = nn.Linear(widths[-1], num_classes)
         init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:

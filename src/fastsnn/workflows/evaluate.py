@@ -57,16 +57,17 @@ def evaluate_checkpoint(
             ``device``: default CUDA when available.
         save_predictions: a folder for pictures of the first ``prediction_count`` test images with
             their targets and the predictions of the QANN, the signed SNN at the first T and the
-            fine-tuned SNNs (segmentation only).
+            fine-tuned SNNs (segmentation and detection).
     The result also records the checkpoint paths and the data set.
     """
     device = device or default_device()
     checkpoint, qann = load_qann(path)
     dataset = dataset_of(checkpoint, path, dataset)
     task = checkpoint.spec.task
-    if save_predictions is not None and task.name != "segmentation":
+    if save_predictions is not None and task.name == "classification":
         raise FastSNNError(
-            f"--save-predictions draws segmentation masks; {checkpoint.spec.name} is a {task.name} model"
+            f"--save-predictions draws segmentation masks or detection boxes; {checkpoint.spec.name} is a "
+            "classification model"
         )
     time_steps = time_steps or [levels(checkpoint.spec.bits)]
     float_model = load_float(float_checkpoint, like=checkpoint).to(device) if float_checkpoint is not None else None

@@ -5,11 +5,16 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.utils import draw_bounding_boxes
 
+from ..data.boxes import objects_of
 from ..data.segmentation_sets import voc_palette
 from ..model_context import device_of, eval_mode
 from ..tasks import Task
+from ..tasks.detection import REFERENCE_SCORE, detections_of
 from ..tasks.segmentation import IGNORE_INDEX
+
+BOX_COLOURS = ("lime", "red", "cyan", "yellow", "magenta", "orange", "white", "blue", "pink", "brown")
 
 
 @torch.no_grad()
@@ -24,7 +29,8 @@ def save_predictions(
     std: tuple[float, ...],
 ) -> list[Path]:
     """One PNG per image of ``images [N, C, H, W]`` (normalised with ``mean``/``std``): the image, its target
-    ``[N, H, W]`` and each model's decoded prediction, side by side, classes in the VOC palette."""
+    and each model's decoded prediction, side by side. Segmentation: masks ``[N, H, W]`` in the VOC palette;
+    detection: boxes drawn on the image (detections of score >= REFERENCE_SCORE), one colour per class."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,18 +40,15 @@ def save_predictions(
     with eval_mode(*models.values()):
         for label, model in models.items():
             predicted[label] = task.decode(model(images.to(device_of(model)))).cpu()
-    palette = voc_palette()
-    palette[IGNORE_INDEX] = 255  # ignored pixels drawn white
-    pixels = images * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
+    pixels = (images * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)).clamp(0, 1)
+    draw = _draw_boxes if task.name == "detection" else _draw_mask
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for index in range(images.shape[0]):
-        panels = {
-            "image": pixels[index].clamp(0, 1).permute(1, 2, 0).squeeze(-1),
-            "ground truth": palette[targets[index].long()],
-        }
-        panels |= {label: palette[prediction[index]] for label, prediction in predicted.items()}
+        image = pixels[index]
+        panels = {"image": image.permute(1, 2, 0).squeeze(-1), "ground truth": draw(image, targets[index], True)}
+        panels |= {label: draw(image, prediction[index], False) for label, prediction in predicted.items()}
         figure, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.6))
         for axis, (title, panel) in zip(axes, panels.items(), strict=True):
             axis.imshow(panel.numpy(), cmap="gray" if panel.dim() == 2 else None, interpolation="nearest")
@@ -57,3 +60,24 @@ def save_predictions(
         plt.close(figure)
         written.append(path)
     return written
+
+
+def _draw_mask(image: torch.Tensor, mask: torch.Tensor, is_target: bool) -> torch.Tensor:
+    """A class mask ``[H, W]`` as VOC colours ``[H, W, 3]`` uint8 (ignored pixels white)."""
+    palette = voc_palette()
+    palette[IGNORE_INDEX] = 255
+    return palette[mask.long()]
+
+
+def _draw_boxes(image: torch.Tensor, boxes: torch.Tensor, is_target: bool) -> torch.Tensor:
+    """``image [C, H, W]`` in [0, 1] with padded target boxes ``[M, 5]`` or detections ``[K, 6]`` drawn:
+    ``[H, W, 3]`` uint8."""
+    if is_target:
+        found, labels = objects_of(boxes)
+    else:
+        detections = detections_of(boxes)
+        confident = detections["scores"] >= REFERENCE_SCORE
+        found, labels = detections["boxes"][confident], detections["labels"][confident]
+    pixels = (image.expand(3, -1, -1) * 255).round().to(torch.uint8)
+    colours = [BOX_COLOURS[int(label) % len(BOX_COLOURS)] for label in labels]
+    return draw_bounding_boxes(pixels, found, colors=colours, width=1).permute(1, 2, 0)

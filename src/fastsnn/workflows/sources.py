@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from ..convert import SpikingNetwork
 from ..data import load_dataset
 from ..errors import FastSNNError
+from ..tasks.anchors import VOC_ANCHORS, box_sizes, kmeans_anchors
 from .checkpoint import Checkpoint, load_checkpoint
 
 
@@ -81,6 +82,17 @@ def tuning_split(dataset: str, root, *, held_out: int, limit: int | None = None)
         )
     tuning = Subset(train_set, range(len(train_set) - held_out))
     return first(tuning, limit), Subset(train_set, range(len(train_set) - held_out, len(train_set)))
+
+
+def dataset_anchors(dataset: str, root, *, count: int = 5, limit: int = 5000) -> tuple[tuple[float, float], ...]:
+    """YOLOv2 anchors for detection set ``dataset``: VOC's published ones for ``voc-det``, else k-means of
+    the boxes of its first ``limit`` un-augmented training images."""
+    if dataset == "voc-det":
+        return VOC_ANCHORS
+    sizes = box_sizes(load_dataset(dataset, train=True, root=root), limit=limit)
+    if sizes.shape[0] < count:
+        raise FastSNNError(f"{dataset} has {sizes.shape[0]} training boxes; {count} anchors need at least {count}")
+    return kmeans_anchors(sizes, count=count)
 
 
 def calibration_batches(

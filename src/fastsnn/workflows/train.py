@@ -28,7 +28,7 @@ from ..quant import MAX_BITS, MAX_WEIGHT_BITS, MIN_BITS, MIN_WEIGHT_BITS, quanti
 from . import distributed
 from .checkpoint import ModelSpec, load_checkpoint, restore_optimizer, save_checkpoint
 from .interrupt import stop_requests
-from .sources import calibration_batches, first
+from .sources import calibration_batches, dataset_anchors, first
 from .validation import check_choice, check_float, check_folder, check_int, check_writable
 
 CALIBRATION_BATCHES = 8  # batches of training images used to set the first quantized stage's clips
@@ -53,6 +53,7 @@ class TrainConfig:
     quant_lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    max_grad_norm: float | None = 10.0  # gradients rescaled to at most this norm (YOLO losses spike early on)
     calibration_percentile: float = 99.9
     seed: int = 0
     data_root: str | None = None
@@ -62,6 +63,8 @@ class TrainConfig:
     checkpoint_every: int | None = None  # also checkpoint every N steps within an epoch
     checkpoint_seconds: float | None = 300.0  # and after a step once this much time passed since the last save
     progress: bool = True
+    # detection models: anchors (w, h) in grid cells; None = k-means of the training boxes (VOC: its published ones)
+    anchors: tuple[tuple[float, float], ...] | None = None
 
     def validate(self) -> "TrainConfig":
         """Check every field up front; raises :class:`FastSNNError` naming the field (and its CLI option)."""
@@ -82,6 +85,7 @@ class TrainConfig:
         check_float("quant_lr (--quant-lr)", self.quant_lr, 0, math.inf, high_open=True)
         check_float("momentum", self.momentum, 0, 1, low_open=False, high_open=True)
         check_float("weight_decay", self.weight_decay, 0, math.inf, low_open=False, high_open=True)
+        check_float("max_grad_norm", self.max_grad_norm, 0, math.inf, high_open=True, optional=True)
         check_float("calibration_percentile", self.calibration_percentile, 0, 100)
         check_int("seed (--seed)", self.seed, 0, 2**32 - 1)
         check_int("train_limit (--train-limit)", self.train_limit, 1, optional=True)
@@ -111,6 +115,8 @@ class TrainConfig:
     def spec(self) -> ModelSpec:
         info = dataset_info(self.dataset)
         options = {"width": self.width, "stem": self.stem}
+        if self.anchors is not None:
+            options["anchors"] = [[float(w), float(h)] for w, h in self.anchors]  # as JSON reads them back
         accepted = model_options(self.model)
         return ModelSpec(
             name=self.model,
@@ -140,6 +146,11 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
     config.validate()
     device = distributed.init_from_environment()
     train_set, test_set = _datasets(config)
+    if config.anchors is None and "anchors" in config.spec().task.model_options:
+        anchors = dataset_anchors(config.dataset, config.data_root, limit=min(config.train_limit or 5000, 5000))
+        config = dataclasses.replace(config, anchors=anchors)
+        if config.progress and distributed.rank() == 0:
+            tqdm.write(f"anchors (w, h in 32-pixel cells): {config.anchors}")
     spec = config.spec()
     paths: dict[str, Path] = {}
     model: nn.Module | None = None
@@ -261,6 +272,8 @@ def fit(
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if config.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 running += (loss.item() - running) / (step + 1)

@@ -1,0 +1,345 @@
+"""Activity and cost of a network: spikes per IF-neuron layer, SOPs and MACs per synaptic layer, energy.
+
+Every count is **per image**: the mean over the images measured.
+
+- Neuron rows (:class:`IFNeuron`): ``neurons`` = elements of the neuron's output for one image; spikes are
+  ``output / θ`` rounded, summed over the T steps, positive and negative apart;
+  ``firing_rate = (spikes_pos + spikes_neg) / (neurons · T)``.
+- Synaptic rows (``nn.Conv1d/2d/3d``, ``nn.Linear``, ``nn.AvgPool2d``, ``nn.AdaptiveAvgPool2d``) fed by
+  **spikes** count synaptic operations (SOPs, accumulates): each input spike of either sign counts once per
+  output it reaches. Exactly so: the layer is applied with all-ones weights and no bias to the spike counts
+  ``|spikes|`` and the result summed, so stride, padding (and padding mode), groups and dilation are exact. An
+  average pool of spikes counts one accumulation per input spike per window it falls in, and hands on each
+  window's spike count: the layer after it is fed by spikes too (the pool's 1/k folded into its weights, its
+  input is a whole number of spikes per position).
+- Synaptic rows fed by **analog** values count MACs in closed form (conv: output elements × in_channels/groups
+  × kernel elements; linear: output elements × in_features; pool: input elements summed over its windows, each
+  accumulation priced as a MAC). In a :class:`SpikingNetwork` an analog input that is the same at every step
+  (the image under direct coding, so the first layer and what follows it before a neuron) is a constant
+  prefix computed once, so it counts once per image; an analog input that changes over time counts T times.
+  In an ANN each layer counts once.
+- ``ann_macs``: the layer's MACs in the ANN (closed form, once per image), for the energy comparison.
+- Not counted: residual additions (``out + shortcut`` is no module), BatchNorm, the neurons' membrane updates,
+  the readout mean over T.
+
+An input is spikes if it is the output tensor of an IF neuron or of an average pool of spikes, taken whole or
+through a view of the whole tensor (``nn.Flatten``, ``nn.Identity``, eval-mode ``nn.Dropout``) and not modified
+in place since. Anything else (a slice, a sum, a concatenation, BatchNorm's output) is analog.
+
+Energy after Horowitz, ISSCC 2014 (45 nm): 4.6 pJ per 32-bit float MAC, 0.9 pJ per 32-bit float addition.
+"""
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..convert import SpikingNetwork
+from ..errors import FastSNNError
+from ..model_context import device_of, eval_mode
+from ..neuron import IFNeuron
+from ..table import format_table
+
+PJ_MAC = 4.6  # pJ per 32-bit float multiply-accumulate, 45 nm (Horowitz, ISSCC 2014)
+PJ_AC = 0.9  # pJ per 32-bit float addition, 45 nm (Horowitz, ISSCC 2014)
+
+_KINDS = (  # (module types, kind) of the layers counted
+    ((IFNeuron,), "neuron"),
+    ((nn.Conv1d, nn.Conv2d, nn.Conv3d), "conv"),
+    ((nn.Linear,), "linear"),
+    ((nn.AvgPool2d, nn.AdaptiveAvgPool2d), "avgpool"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerActivity:
+    """One layer's counts per image (mean over the images measured).
+
+    ``name``: module path (inside ``SpikingNetwork.body`` for an SNN, so SNN and QANN rows share names);
+    ``kind``: "neuron", "conv", "linear" or "avgpool"; ``fed_by``: "spikes", "analog" or "mixed" for a
+    synaptic layer, None for a neuron. Neuron rows fill ``neurons``, ``spikes_pos``, ``spikes_neg`` and
+    ``firing_rate`` (in [0, 1]); synaptic rows fill ``sops``, ``macs`` and ``ann_macs`` (0 / None elsewhere).
+    """
+
+    name: str
+    kind: str
+    fed_by: str | None
+    neurons: int
+    spikes_pos: float
+    spikes_neg: float
+    firing_rate: float | None
+    sops: float
+    macs: float
+    ann_macs: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Energy:
+    """Energy per image in picojoules: the SNN's (MACs·pj_mac + SOPs·pj_ac), the ANN's (ANN MACs·pj_mac),
+    and ``ratio`` = snn_pj / ann_pj (nan without synaptic layers)."""
+
+    snn_pj: float
+    ann_pj: float
+    ratio: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivityReport:
+    """Rows in execution order (first call), per image over ``images`` images; ``T`` = 1 for an ANN."""
+
+    rows: list[LayerActivity]
+    images: int
+    T: int
+
+    @property
+    def total(self) -> LayerActivity:
+        """The sums over all rows (named "total"); its firing rate is all spikes / (all neurons · T)."""
+        neurons = sum(row.neurons for row in self.rows)
+        pos, neg = sum(row.spikes_pos for row in self.rows), sum(row.spikes_neg for row in self.rows)
+        return LayerActivity(
+            name="total",
+            kind="",
+            fed_by=None,
+            neurons=neurons,
+            spikes_pos=pos,
+            spikes_neg=neg,
+            firing_rate=(pos + neg) / (neurons * self.T) if neurons else None,
+            sops=sum(row.sops for row in self.rows),
+            macs=sum(row.macs for row in self.rows),
+            ann_macs=sum(row.ann_macs for row in self.rows),
+        )
+
+    def energy(self, pj_mac: float = PJ_MAC, pj_ac: float = PJ_AC) -> Energy:
+        """Energy per image: SNN = MACs·pj_mac + SOPs·pj_ac, ANN = ANN MACs·pj_mac (defaults: 45 nm, 32-bit float).
+
+        Raises:
+            ValueError: ``pj_mac`` or ``pj_ac`` is not a positive finite number (the message names it).
+        """
+        pj_mac, pj_ac = _picojoules("pj_mac", pj_mac), _picojoules("pj_ac", pj_ac)
+        total = self.total
+        snn, ann = total.macs * pj_mac + total.sops * pj_ac, total.ann_macs * pj_mac
+        return Energy(snn_pj=snn, ann_pj=ann, ratio=snn / ann if ann else math.nan)
+
+    def to_dict(self, pj_mac: float = PJ_MAC, pj_ac: float = PJ_AC) -> dict:
+        """JSON-ready: ``images``, ``T``, ``rows``, ``total``, and ``energy`` with the constants it used."""
+        return {
+            "images": self.images,
+            "T": self.T,
+            "rows": [dataclasses.asdict(row) for row in self.rows],
+            "total": dataclasses.asdict(self.total),
+            "energy": {"pj_mac": pj_mac, "pj_ac": pj_ac, **dataclasses.asdict(self.energy(pj_mac, pj_ac))},
+        }
+
+
+def format_activity(report: ActivityReport, pj_mac: float = PJ_MAC, pj_ac: float = PJ_AC) -> str:
+    """A plain-text table: one line per layer and a total, then the energy per image."""
+    header = ("#", "layer", "kind", "input", "neurons", "spikes+", "spikes-", "rate", "SOPs", "MACs", "ANN MACs")
+    lines = [(str(i + 1), *_cells(row)) for i, row in enumerate(report.rows)]
+    energy = report.energy(pj_mac, pj_ac)
+    return (
+        format_table([header, *lines, ("", *_cells(report.total))])
+        + f"\nenergy per image: SNN {energy.snn_pj / 1e6:.4g} µJ, ANN {energy.ann_pj / 1e6:.4g} µJ, "
+        f"SNN/ANN {energy.ratio:.4g} ({pj_mac:g} pJ per MAC, {pj_ac:g} pJ per SOP)"
+        f"\n(per image, mean over {report.images} images, T={report.T}; residual additions not counted)"
+    )
+
+
+def _cells(row: LayerActivity) -> tuple[str, ...]:
+    neuron = row.kind in ("neuron", "")
+    return (
+        row.name,
+        row.kind,
+        row.fed_by or "",
+        str(row.neurons) if neuron else "",
+        f"{row.spikes_pos:,.1f}" if neuron else "",
+        f"{row.spikes_neg:,.1f}" if neuron else "",
+        f"{row.firing_rate:.4f}" if row.firing_rate is not None else "",
+        *(f"{value:,.1f}" if row.kind != "neuron" else "" for value in (row.sops, row.macs, row.ann_macs)),
+    )
+
+
+def _picojoules(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number of picojoules, got {name}={value!r}")
+    return float(value)
+
+
+@torch.no_grad()
+def activity(model: nn.Module, batches: Iterable) -> ActivityReport:
+    """Count spikes, SOPs and MACs of ``model`` per layer over ``batches``, per image (see the module docstring).
+
+    ``model`` is a :class:`SpikingNetwork` (T = its T) or an ANN / QANN without IF neurons (T = 1: every
+    synaptic layer counts MACs). ``batches`` yields images ``[B, ...]`` or ``(images, target)`` pairs; images
+    are moved to the model's device. The model runs in eval mode (each module's flag is restored on exit),
+    without gradients; hooks are installed for the call and removed on exit, even on error, and nothing is
+    written onto the modules. Spike counts of one forward (one chunk, for batches simulated in chunks) are
+    kept until the next.
+
+    Raises:
+        FastSNNError: IF neurons outside a SpikingNetwork, a batch that is no tensor, or no images.
+    """
+    if isinstance(model, SpikingNetwork):
+        root, T = model.body, model.T
+    elif any(isinstance(module, IFNeuron) for module in model.modules()):
+        raise FastSNNError("activity needs IF neurons inside a SpikingNetwork (fastsnn.convert makes one)")
+    else:
+        root, T = model, 1
+    counter = _Counter(T)
+    handles = [model.register_forward_pre_hook(counter.forget)]
+    try:
+        for name, module in root.named_modules():
+            kind = next((kind for types, kind in _KINDS if isinstance(module, types)), None)
+            if kind is not None:
+                handles.append(module.register_forward_hook(counter.hook(name, kind)))
+        # inference_mode(False): tensors keep the version counters that tell in-place changes of spikes
+        with eval_mode(model), torch.inference_mode(False):
+            images = sum(_run(model, batch) for batch in batches)
+    finally:
+        for handle in handles:
+            handle.remove()
+        counter.forget()
+    if not images:
+        raise FastSNNError("activity got no images")
+    return ActivityReport(
+        rows=[tally.row(name, images, T) for name, tally in counter.tallies.items()], images=images, T=T
+    )
+
+
+def _run(model: nn.Module, batch) -> int:
+    """Run ``model`` on the images of ``batch`` (a tensor or an ``(images, ...)`` pair); their number."""
+    images = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+    if not isinstance(images, torch.Tensor):
+        raise FastSNNError(f"activity expects batches of image tensors or (images, target), got {type(batch).__name__}")
+    if images.shape[0]:
+        model(images.to(device_of(model)))
+    return images.shape[0]
+
+
+@dataclasses.dataclass
+class _Tally:
+    """Sums over all images of one layer's counts while measuring."""
+
+    kind: str
+    fed_by: set[str] = dataclasses.field(default_factory=set)
+    elements: int = 0  # neuron outputs per step, summed over images
+    pos: int = 0
+    neg: int = 0
+    sops: int = 0
+    macs: int = 0
+    ann_macs: int = 0
+
+    def row(self, name: str, images: int, T: int) -> LayerActivity:
+        neurons = round(self.elements / images)
+        return LayerActivity(
+            name=name,
+            kind=self.kind,
+            fed_by=None if self.kind == "neuron" else ("mixed" if len(self.fed_by) > 1 else next(iter(self.fed_by))),
+            neurons=neurons,
+            spikes_pos=self.pos / images,
+            spikes_neg=self.neg / images,
+            firing_rate=(self.pos + self.neg) / (self.elements * T) if self.kind == "neuron" else None,
+            sops=self.sops / images,
+            macs=self.macs / images,
+            ann_macs=self.ann_macs / images,
+        )
+
+
+class _Counter:
+    """The hooks and their state for one :func:`activity` call.
+
+    ``spikes`` maps the data pointer of each live spike tensor (a neuron's or a spike pool's output
+    ``[T*B, ...]``) to ``(tensor, its version when recorded, spike counts |s| of its shape)``. Holding
+    the tensor keeps its memory from being reused by another tensor during the forward.
+    """
+
+    def __init__(self, T: int):
+        self.T = T
+        self.tallies: dict[str, _Tally] = {}
+        self.spikes: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
+
+    def forget(self, *_) -> None:
+        """Drop the recorded spike tensors (before every forward of the model, and at the end)."""
+        self.spikes.clear()
+
+    def hook(self, name: str, kind: str):
+        def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+            tally = self.tallies.setdefault(name, _Tally(kind))
+            if kind == "neuron":
+                spikes = torch.round(output / module.threshold)  # [T*B, ...] in {-1, 0, 1}
+                tally.elements += output.numel() // self.T
+                tally.pos += int((spikes > 0).sum())
+                tally.neg += int((spikes < 0).sum())
+                self._remember(output, spikes.abs())
+                return
+            current, images = inputs[0], inputs[0].shape[0] // self.T
+            dense = _dense_macs(module, current, output)
+            tally.ann_macs += images * dense
+            counts = self._counts(current)
+            if counts is None:
+                tally.fed_by.add("analog")
+                tally.macs += images * dense * (1 if self._constant(current) else self.T)
+                return
+            tally.fed_by.add("spikes")
+            if kind == "linear":
+                tally.sops += round(counts.sum(dtype=torch.float64).item()) * module.out_features
+            elif kind == "conv":
+                ones = torch.ones(module.weight.shape, dtype=torch.float64, device=counts.device)
+                tally.sops += round(module._conv_forward(counts.double(), ones, None).sum().item())
+            else:
+                pooled = _window_sums(module, counts.double(), output.shape[-2:])  # spike counts per window
+                tally.sops += round(pooled.sum().item())
+                self._remember(output, pooled)
+
+        return count
+
+    def _remember(self, tensor: torch.Tensor, counts: torch.Tensor) -> None:
+        self.spikes[tensor.data_ptr()] = (tensor, tensor._version, counts)
+
+    def _counts(self, current: torch.Tensor) -> torch.Tensor | None:
+        """Spike counts ``|s|`` shaped like ``current`` if it is a recorded spike tensor (or a view of all of it)."""
+        tensor, version, counts = self.spikes.get(current.data_ptr(), (None, None, None))
+        if (
+            tensor is None
+            or tensor._version != version
+            or tensor.numel() != current.numel()
+            or not (tensor.is_contiguous() and current.is_contiguous())
+        ):
+            return None
+        return counts.reshape(current.shape)
+
+    def _constant(self, current: torch.Tensor) -> bool:
+        """Whether ``current [T*B, ...]`` is the same at all T steps (always, at T = 1)."""
+        if self.T == 1:
+            return True
+        by_time = current.reshape(self.T, -1, *current.shape[1:])
+        return bool((by_time == by_time[:1]).all())
+
+
+def _dense_macs(module: nn.Module, current: torch.Tensor, output: torch.Tensor) -> int:
+    """MACs of ``module`` for one sample ``[1, ...]`` of one step, in closed form."""
+    if isinstance(module, nn.Linear):
+        return output[0].numel() * module.in_features
+    if isinstance(module, nn.AvgPool2d | nn.AdaptiveAvgPool2d):
+        return round(
+            _window_sums(module, torch.ones_like(current[:1], dtype=torch.float64), output.shape[-2:]).sum().item()
+        )
+    return output[0].numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
+
+
+def _window_sums(module: nn.Module, values: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """Sums of ``values [N, C, H, W]`` (float64 whole numbers) over each window of the pool ``module``,
+    whose output is ``[N, C, *size]``; elements of the padding add nothing."""
+    if isinstance(module, nn.AvgPool2d):
+        options = (module.kernel_size, module.stride, module.padding, module.ceil_mode, module.count_include_pad)
+        return F.avg_pool2d(values, *options, divisor_override=1)
+    area = torch.outer(*(_window_lengths(n, m) for n, m in zip(values.shape[-2:], size, strict=True)))
+    return (F.adaptive_avg_pool2d(values, size) * area.to(values)).round()
+
+
+def _window_lengths(size_in: int, size_out: int) -> torch.Tensor:
+    """Lengths of adaptive pooling's windows ``[floor(i·n/m), ceil((i+1)·n/m))`` along one dimension: ``[m]``."""
+    return torch.tensor([-(-(i + 1) * size_in // size_out) - i * size_in // size_out for i in range(size_out)])

@@ -1,0 +1,71 @@
+"""Detection end to end through the same path as classification: train, convert, fine-tune, evaluate."""
+
+import json
+
+import pytest
+import torch
+
+from fastsnn.analysis import row
+from fastsnn.cli import main
+from fastsnn.workflows.checkpoint import load_checkpoint
+from helpers import write_tiny_fashion_mnist
+
+SCENES = ["--dataset", "fashion-scenes-det", "--train-limit", "128", "--test-limit", "24"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A float + 2-bit tiny_yolov2 (width 0.125) trained by the CLI on box scenes of a tiny Fashion-MNIST."""
+    tmp = tmp_path_factory.mktemp("detection")
+    root = write_tiny_fashion_mnist(tmp / "data", train=128, test=64)
+    out = tmp / "run"
+    argv = ["train", "--model", "tiny_yolov2", "--width", "0.125", "--data-root", str(root), *SCENES]
+    argv += ["--bits", "2", "--no-progressive", "--float-epochs", "1", "--epochs", "1", "--batch-size", "16"]
+    assert main([*argv, "--out", str(out), "--quiet"]) == 0
+    return root, out
+
+
+def test_training_records_map_and_the_k_means_anchors_of_the_training_boxes(trained):
+    _, out = trained
+    checkpoint = load_checkpoint(out / "q2.safetensors")
+    history = checkpoint.training["history"]
+    assert {"test_mAP@0.5", "test_mAP@[.5:.95]"} <= history[-1].keys()
+    assert 0 <= history[-1]["test_mAP@[.5:.95]"] <= history[-1]["test_mAP@0.5"] <= 1
+    anchors = torch.tensor(checkpoint.spec.options["anchors"])
+    assert anchors.shape == (5, 2) and bool((anchors > 0).all())
+    # items are 20..40 px squares (0.6..1.3 cells): the anchors cluster their tight boxes, none larger
+    assert bool((anchors <= 40 / 32 + 1e-6).all()) and bool((anchors.prod(1).diff() >= 0).all())
+    assert load_checkpoint(out / "float.safetensors").spec.options["anchors"] == checkpoint.spec.options["anchors"]
+
+
+def test_evaluate_reports_map_box_agreement_baselines_and_pictures(trained, tmp_path, capsys):
+    root, out = trained
+    report, pictures = tmp_path / "results.json", tmp_path / "pictures"
+    argv = ["evaluate", str(out / "q2.safetensors"), "--float-checkpoint", str(out / "float.safetensors")]
+    argv += ["--data-root", str(root), "--limit", "12", "--batch-size", "6", "--rate-norm", "max", "--rate-norm-T", "3"]
+    assert main([*argv, "--json", str(report), "--save-predictions", str(pictures), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "mAP@0.5 %" in printed and "mAP@[.5:.95] %" in printed and "agreement over boxes" in printed
+    results = json.loads(report.read_text())
+    assert results["task"] == "detection" and results["samples"] == 12
+    assert [(r["model"], r["T"]) for r in results["rows"]] == [
+        ("float ANN", None), ("QANN", None), ("SNN unsigned", 3), ("SNN signed", 3), ("rate-norm max", 3)
+    ]  # fmt: skip
+    for entry in results["rows"]:
+        assert 0 <= entry["mAP@[.5:.95]"] <= entry["mAP@0.5"] <= 1
+        assert (entry["agreement"] is None) == (entry["T"] is None)
+    drawn = sorted(pictures.glob("*.png"))
+    assert len(drawn) == 8 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in drawn)
+
+
+def test_finetune_runs_unchanged_on_a_detection_snn(trained, tmp_path, capsys):
+    root, out = trained
+    tuned = tmp_path / "snn.safetensors"
+    argv = ["finetune", str(out / "q2.safetensors"), "--out", str(tuned), "--data-root", str(root)]
+    assert main([*argv, "--steps", "2", "--held-out", "16", "--limit", "32", "--batch-size", "8", "--quiet"]) == 0
+    layers = load_checkpoint(tuned).training["finetune"]["layers"]
+    assert layers and all(r["kept"] == (r["output_error_after"] < r["output_error_before"]) for r in layers)
+    argv = ["evaluate", str(out / "q2.safetensors"), "--finetuned", str(tuned), "--data-root", str(root)]
+    assert main([*argv, "--limit", "6", "--quiet", "--json", str(tmp_path / "r.json")]) == 0
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert 0 <= row(results, "SNN signed + fine-tuned (ste)", 3)["mAP@0.5"] <= 1
