@@ -43,9 +43,11 @@ def test_evaluate_reports_map_box_agreement_baselines_and_pictures(trained, tmp_
     report, pictures = tmp_path / "results.json", tmp_path / "pictures"
     argv = ["evaluate", str(out / "q2.safetensors"), "--float-checkpoint", str(out / "float.safetensors")]
     argv += ["--data-root", str(root), "--limit", "12", "--batch-size", "6", "--rate-norm", "max", "--rate-norm-T", "3"]
+    argv += ["--activity", "4"]
     assert main([*argv, "--json", str(report), "--save-predictions", str(pictures), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "mAP@0.5 %" in printed and "mAP@[.5:.95] %" in printed and "agreement over boxes" in printed
+    assert "SNN / ANN" in printed
     results = json.loads(report.read_text())
     assert results["task"] == "detection" and results["samples"] == 12
     assert [(r["model"], r["T"]) for r in results["rows"]] == [
@@ -54,6 +56,16 @@ def test_evaluate_reports_map_box_agreement_baselines_and_pictures(trained, tmp_
     for entry in results["rows"]:
         assert 0 <= entry["mAP@[.5:.95]"] <= entry["mAP@0.5"] <= 1
         assert (entry["agreement"] is None) == (entry["T"] is None)
+    activity = {(entry["model"], entry["T"]): entry for entry in results["activity"]}
+    assert list(activity) == [(r["model"], r["T"]) for r in results["rows"][1:]], "every model but the float ANN"
+    assert activity[("QANN", None)]["total"]["sops"] == 0 and activity[("QANN", None)]["total"]["macs"] > 0
+    for (name, T), entry in activity.items():
+        total, energy = entry["total"], entry["energy"]
+        assert entry["images"] == 4 and total["ann_macs"] == activity[("QANN", None)]["total"]["ann_macs"]
+        assert energy["snn_pj"] == pytest.approx(4.6 * total["macs"] + 0.9 * total["sops"])
+        assert energy["ratio"] == pytest.approx(energy["snn_pj"] / (4.6 * total["ann_macs"]))
+        if T is not None:
+            assert 0 <= total["firing_rate"] <= 1 and total["macs"] < total["ann_macs"]
     drawn = sorted(pictures.glob("*.png"))
     assert len(drawn) == 8 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in drawn)
 
@@ -69,3 +81,18 @@ def test_finetune_runs_unchanged_on_a_detection_snn(trained, tmp_path, capsys):
     assert main([*argv, "--limit", "6", "--quiet", "--json", str(tmp_path / "r.json")]) == 0
     results = json.loads((tmp_path / "r.json").read_text())
     assert 0 <= row(results, "SNN signed + fine-tuned (ste)", 3)["mAP@0.5"] <= 1
+
+
+def test_demo_of_the_detection_task_uses_its_own_defaults(tmp_path, capsys):
+    root = write_tiny_fashion_mnist(tmp_path / "data", train=128, test=64)
+    out = tmp_path / "demo"
+    argv = ["demo", "--task", "detection", "--dataset", "fashion-scenes-det", "--data-root", str(root)]
+    argv += ["--width", "0.125", "--no-progressive"]
+    argv += ["--float-epochs", "1", "--final-epochs", "1", "--train-limit", "64", "--test-limit", "8"]
+    assert main([*argv, "--finetune-steps", "2", "--held-out", "16", "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "detection" and results["dataset"] == "fashion-scenes-det"
+    assert load_checkpoint(out / "q2.safetensors").spec.name == "tiny_yolov2"
+    rows = {(r["model"], r["T"]) for r in results["rows"]}
+    assert {("SNN signed + fine-tuned (ste)", 3), ("rate-norm max", 48), ("rate-norm 99.9%", 3)} <= rows
+    assert "mAP@0.5 %" in capsys.readouterr().out

@@ -44,7 +44,12 @@ def _worker(rank: int, world_size: int, port: int, config: TrainConfig, out: str
 
 
 @pytest.mark.parametrize(
-    "model, dataset, width", [("resnet20", "fashion-mnist", 0.25), ("deeplab_vgg9", "fashion-scenes", 0.125)]
+    "model, dataset, width",
+    [
+        ("resnet20", "fashion-mnist", 0.25),
+        ("deeplab_vgg9", "fashion-scenes", 0.125),
+        ("tiny_yolov2", "fashion-scenes-det", 0.125),
+    ],
 )
 def test_two_ranks_end_with_identical_weights(tmp_path, model, dataset, width):
     root = write_tiny_fashion_mnist(tmp_path / "data")

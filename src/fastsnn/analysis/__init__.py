@@ -2,8 +2,16 @@
 activity and cost (spikes, SOPs, MACs, energy)."""
 
 from .activations import recorded_outputs
-from .activity import ActivityReport, Energy, LayerActivity, activity, format_activity
-from .agreement import accuracy, compare_models, evaluate_conversion, format_results, measure, row
+from .activity import ActivityReport, Energy, LayerActivity, activity, format_activity, format_activity_summary
+from .agreement import (
+    accuracy,
+    compare_models,
+    conversion_models,
+    evaluate_conversion,
+    format_results,
+    measure,
+    row,
+)
 from .conversion_error import ConversionErrors, conversion_errors, format_conversion_errors, plot_conversion_errors
 
 __all__ = [
@@ -14,9 +22,11 @@ __all__ = [
     "accuracy",
     "activity",
     "compare_models",
+    "conversion_models",
     "conversion_errors",
     "evaluate_conversion",
     "format_activity",
+    "format_activity_summary",
     "format_conversion_errors",
     "format_results",
     "plot_conversion_errors",

@@ -148,6 +148,26 @@ def format_activity(report: ActivityReport, pj_mac: float = PJ_MAC, pj_ac: float
     )
 
 
+def format_activity_summary(entries: list[dict]) -> str:
+    """One line per model of ``[{"model", "T", **ActivityReport.to_dict()}, ...]``: firing rate, SOPs and MACs
+    per image, energy per image and its ratio to the ANN's."""
+    header = ("model", "T", "firing rate %", "SOPs / image", "MACs / image", "energy µJ", "ANN energy µJ", "SNN / ANN")
+    lines = [header]
+    for entry in entries:
+        total, energy = entry["total"], entry["energy"]
+        rate = "-" if total["firing_rate"] is None else f"{100 * total['firing_rate']:.2f}"
+        lines.append((
+            entry["model"], "-" if entry["T"] is None else str(entry["T"]), rate, f"{total['sops']:,.0f}",
+            f"{total['macs']:,.0f}", f"{energy['snn_pj'] / 1e6:.4g}", f"{energy['ann_pj'] / 1e6:.4g}",
+            f"{energy['ratio']:.3f}",
+        ))  # fmt: skip
+    constants = entries[0]["energy"] if entries else {"pj_mac": PJ_MAC, "pj_ac": PJ_AC}
+    return format_table(lines) + (
+        f"\n(per image; {constants['pj_mac']:g} pJ per MAC, {constants['pj_ac']:g} pJ per SOP, 45 nm after "
+        "Horowitz, ISSCC 2014; an ANN's energy is its MACs; residual additions not counted)"
+    )
+
+
 def _cells(row: LayerActivity) -> tuple[str, ...]:
     neuron = row.kind in ("neuron", "")
     return (

@@ -75,6 +75,26 @@ def compare_models(
     }
 
 
+def conversion_models(
+    qann: nn.Module,
+    time_steps: list[int],
+    *,
+    float_model: nn.Module | None = None,
+    extra: Mapping[RowKey, nn.Module] | None = None,
+) -> dict[RowKey, nn.Module]:
+    """The models :func:`evaluate_conversion` compares: the float ANN (if given), the QANN, its unsigned and
+    signed SNNs at each T, and ``extra`` models (fine-tuned SNNs, baselines), keyed by (row name, T)."""
+    models: dict[RowKey, nn.Module] = {}
+    if float_model is not None:
+        models[("float ANN", None)] = float_model
+    models[("QANN", None)] = qann
+    for T in time_steps:
+        for signed in (False, True):
+            models[("SNN signed" if signed else "SNN unsigned", T)] = convert(qann, signed=signed, T=T)
+    models.update(extra or {})
+    return models
+
+
 def evaluate_conversion(
     qann: nn.Module,
     loader: Iterable,
@@ -85,16 +105,8 @@ def evaluate_conversion(
     extra: Mapping[RowKey, nn.Module] | None = None,
     progress: bool = True,
 ) -> dict:
-    """:func:`compare_models` for the float ANN (if given), the QANN, its unsigned and signed SNNs at
-    each T, and ``extra`` models (fine-tuned SNNs, baselines), all against the QANN."""
-    models: dict[RowKey, nn.Module] = {}
-    if float_model is not None:
-        models[("float ANN", None)] = float_model
-    models[("QANN", None)] = qann
-    for T in time_steps:
-        for signed in (False, True):
-            models[("SNN signed" if signed else "SNN unsigned", T)] = convert(qann, signed=signed, T=T)
-    models.update(extra or {})
+    """:func:`compare_models` for the :func:`conversion_models` of ``qann``, all against the QANN."""
+    models = conversion_models(qann, time_steps, float_model=float_model, extra=extra)
     return compare_models(models, loader, task=task, progress=progress)
 
 

@@ -56,7 +56,7 @@ def convert(args) -> int:
 
 
 def evaluate(args) -> int:
-    from ..analysis import format_results
+    from ..analysis import format_activity_summary, format_results
     from ..workflows.atomic import write_json
     from ..workflows.evaluate import evaluate_checkpoint
     from ..workflows.validation import check_paths
@@ -80,8 +80,11 @@ def evaluate(args) -> int:
         limit=args.limit,
         progress=not args.quiet,
         save_predictions=args.save_predictions,
+        activity_images=args.activity,
     )
     print(format_results(results))
+    if "activity" in results:
+        print(format_activity_summary(results["activity"]))
     if args.save_predictions:
         print(f"predictions drawn in {args.save_predictions}")
     if args.json:

@@ -110,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="segmentation / detection: PNGs of the first test images with the target and the QANN's and SNNs' "
         "masks or boxes side by side",
     )
+    evaluate.add_argument(
+        "--activity",
+        type=_int_in(1),
+        nargs="?",
+        const=500,
+        metavar="N",
+        help="also measure firing rates, synaptic operations, MACs and energy per image of each model on the "
+        "first N test images (default 500)",
+    )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=commands.evaluate)
 
@@ -183,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(DEMOS),
         default="classification",
         help="classification: VGG-11 on MNIST; segmentation: DeepLab-VGG9 on Fashion-MNIST scenes; "
-        "detection: Tiny-YOLOv2 on aerial tree tiles "
+        "detection: Tiny-YOLOv2 on MNIST scenes "
         "(other training options default to the task's settings)",
     )
     _add_training_options(demo, defaults=False)

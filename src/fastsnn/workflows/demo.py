@@ -27,7 +27,7 @@ class Demo:
         return TrainConfig(**self.training)
 
 
-# Sized for 2 CPU cores: classification ~11 min, segmentation <= 15 min from a fresh venv.
+# Sized for 2 CPU cores: classification ~11 min, segmentation and detection <= 15 min from a fresh venv.
 DEMOS = {
     "classification": Demo(
         {"model": "vgg11", "dataset": "mnist", "bits": 2, "float_epochs": 3, "epochs": 1, "final_epochs": 3,
@@ -39,6 +39,13 @@ DEMOS = {
     "segmentation": Demo(
         {"model": "deeplab_vgg9", "dataset": "fashion-scenes", "bits": 2, "width": 0.25, "float_epochs": 2,
          "epochs": 1, "final_epochs": 1, "batch_size": 32, "test_limit": 500, "out_dir": "runs/demo-segmentation"},
+        finetune_steps=30,
+        held_out=250,
+        eval_batch=25,
+    ),
+    "detection": Demo(
+        {"model": "tiny_yolov2", "dataset": "mnist-scenes-det", "bits": 2, "width": 0.25, "float_epochs": 2,
+         "epochs": 1, "final_epochs": 1, "batch_size": 32, "test_limit": 500, "out_dir": "runs/demo-detection"},
         finetune_steps=30,
         held_out=250,
         eval_batch=25,

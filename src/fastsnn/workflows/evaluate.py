@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ..analysis import evaluate_conversion
+from ..analysis import activity, compare_models, conversion_models
 from ..convert import convert, convert_rate_norm
 from ..data import dataset_info, load_dataset
 from ..errors import FastSNNError
@@ -16,6 +16,7 @@ from .sources import (
     calibration_batches,
     dataset_of,
     default_device,
+    first,
     load_float,
     load_qann,
     load_snn,
@@ -45,6 +46,7 @@ def evaluate_checkpoint(
     device: torch.device | None = None,
     save_predictions: str | Path | None = None,
     prediction_count: int = 8,
+    activity_images: int | None = None,
 ) -> dict:
     """:func:`~fastsnn.analysis.evaluate_conversion` for a QANN checkpoint on its data set's test split.
 
@@ -58,6 +60,9 @@ def evaluate_checkpoint(
         save_predictions: a folder for pictures of the first ``prediction_count`` test images with
             their targets and the predictions of the QANN, the signed SNN at the first T and the
             fine-tuned SNNs (segmentation and detection).
+        activity_images: if given, also measure spikes, SOPs, MACs and energy per image of every model but
+            the float ANN on the first ``activity_images`` test images (:func:`fastsnn.analysis.activity`):
+            ``results["activity"]``, one entry per model.
     The result also records the checkpoint paths and the data set.
     """
     device = device or default_device()
@@ -85,15 +90,15 @@ def evaluate_checkpoint(
                     float_model, calibration, T=T, percentile=percentile
                 )
     loader = test_loader(dataset, data_root, batch_size=batch_size, limit=limit)
-    results = evaluate_conversion(
-        qann.to(device),
-        loader,
-        time_steps,
-        task=task,
-        float_model=float_model,
-        extra=extra,
-        progress=progress,
-    )
+    models = conversion_models(qann.to(device), time_steps, float_model=float_model, extra=extra)
+    results = compare_models(models, loader, task=task, progress=progress)
+    if activity_images is not None:
+        measured = DataLoader(first(loader.dataset, activity_images), batch_size=batch_size)
+        results["activity"] = [
+            {**activity(model, measured).to_dict(), "model": name, "T": T}  # T None for an ANN, as in the rows
+            for (name, T), model in models.items()
+            if name != "float ANN"
+        ]
     if save_predictions is not None:
         images, targets = next(iter(DataLoader(loader.dataset, batch_size=prediction_count)))
         shown = {"QANN": qann, f"SNN signed T={time_steps[0]}": convert(qann, T=time_steps[0])}

@@ -79,5 +79,7 @@ def _draw_boxes(image: torch.Tensor, boxes: torch.Tensor, is_target: bool) -> to
         confident = detections["scores"] >= REFERENCE_SCORE
         found, labels = detections["boxes"][confident], detections["labels"][confident]
     pixels = (image.expand(3, -1, -1) * 255).round().to(torch.uint8)
-    colours = [BOX_COLOURS[int(label) % len(BOX_COLOURS)] for label in labels]
-    return draw_bounding_boxes(pixels, found, colors=colours, width=1).permute(1, 2, 0)
+    if found.shape[0]:
+        colours = [BOX_COLOURS[int(label) % len(BOX_COLOURS)] for label in labels]
+        pixels = draw_bounding_boxes(pixels, found, colors=colours, width=1)
+    return pixels.permute(1, 2, 0)
