@@ -46,7 +46,13 @@ from fastsnn.workflows.evaluate import rate_norm_label
 from fastsnn.workflows.sources import calibration_batches, first, tuning_split
 from fastsnn.workflows.train import TrainConfig, stage_checkpoint, train_progressive
 
-MODELS = {"vgg11": 0.25, "resnet8": 1.0, "resnet20": 0.5, "deeplab_vgg9": 0.25, "tiny_yolov2": 0.25}  # registry name -> width multiplier
+MODELS = {
+    "vgg11": 0.25,
+    "resnet8": 1.0,
+    "resnet20": 0.5,
+    "deeplab_vgg9": 0.25,
+    "tiny_yolov2": 0.25,
+}  # registry name -> width multiplier
 DEFAULT_MODELS = ["vgg11", "resnet8"]  # the small VGG and ResNet that fit about an hour on 2 CPU cores
 # settings that do not change what is measured (where results go, which runs are asked for)
 NOT_MEASURED = {"datasets", "models", "runs", "json", "markdown", "plots", "render_only", "progress", "fresh"}

@@ -59,7 +59,7 @@ def test_evaluate_reports_map_box_agreement_baselines_and_pictures(trained, tmp_
     activity = {(entry["model"], entry["T"]): entry for entry in results["activity"]}
     assert list(activity) == [(r["model"], r["T"]) for r in results["rows"][1:]], "every model but the float ANN"
     assert activity[("QANN", None)]["total"]["sops"] == 0 and activity[("QANN", None)]["total"]["macs"] > 0
-    for (name, T), entry in activity.items():
+    for (_, T), entry in activity.items():
         total, energy = entry["total"], entry["energy"]
         assert entry["images"] == 4 and total["ann_macs"] == activity[("QANN", None)]["total"]["ann_macs"]
         assert energy["snn_pj"] == pytest.approx(4.6 * total["macs"] + 0.9 * total["sops"])
