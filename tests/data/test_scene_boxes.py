@@ -5,10 +5,10 @@ import torch
 
 import fastsnn.data.fashion_mnist as fashion
 from fastsnn.data import dataset_info
-from fastsnn.data.boxes import MAX_OBJECTS, objects_of
 from fastsnn.data.scene_boxes import SceneDetection, load_scene_boxes
 from fastsnn.data.scenes import TEST_SPLIT, SceneConfig, compose_scene, load_scenes
 from fastsnn.errors import DataError
+from fastsnn.tasks.boxes import MAX_OBJECTS, objects_of
 from helpers import write_tiny_fashion_mnist
 
 SMALL = SceneConfig(canvas=64, min_items=2, max_items=5, min_size=12, max_size=28, train_scenes=40, test_scenes=20)

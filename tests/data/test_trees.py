@@ -18,7 +18,6 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from fastsnn.data import dataset_info
-from fastsnn.data.boxes import MAX_OBJECTS, objects_of
 from fastsnn.data.integrity import sha256_of
 from fastsnn.data.trees import (
     TILE,
@@ -36,6 +35,7 @@ from fastsnn.data.trees import (
     wheel_tiles,
 )
 from fastsnn.errors import DataError
+from fastsnn.tasks.boxes import MAX_OBJECTS, objects_of
 
 
 @pytest.fixture(scope="session")

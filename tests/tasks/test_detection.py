@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from fastsnn.data.boxes import MAX_OBJECTS, pad_objects
 from fastsnn.tasks import create_task
 from fastsnn.tasks.anchors import kmeans_anchors
+from fastsnn.tasks.boxes import MAX_OBJECTS, pad_objects
 from fastsnn.tasks.detection import MAX_DETECTIONS, REFERENCE_SCORE, BoxAgreement, DetectionMeter
 from fastsnn.tasks.yolo_coding import assign, split_output
 

@@ -1,7 +1,7 @@
 """Object detection sets read from the formats users bring: Pascal VOC 2012 (XML) and COCO 2017 (JSON).
 
 Nothing here is downloaded; a missing set raises a :class:`DataError` saying what to put where. Items are
-``(image float32 [3, size, size], target float32 [MAX_OBJECTS, 5])`` as :mod:`fastsnn.data.boxes` defines
+``(image float32 [3, size, size], target float32 [MAX_OBJECTS, 5])`` as :mod:`fastsnn.tasks.boxes` defines
 them, the image normalised with the data set's mean/std. Every image's objects are checked when read, before
 any transform, against the decoded image: a box outside it, of non-positive size, or of an unknown class
 raises a :class:`DataError` naming the annotation file and the object.
@@ -39,7 +39,6 @@ from torchvision import tv_tensors
 from torchvision.datasets import VOCDetection
 from torchvision.transforms import v2
 
-from fastsnn.data.boxes import check_objects, pad_objects
 from fastsnn.data.info import dataset_info
 from fastsnn.data.report import DataReport
 from fastsnn.data.segmentation_sets import (
@@ -52,6 +51,7 @@ from fastsnn.data.segmentation_sets import (
     _refuse_test_augment,
 )
 from fastsnn.errors import DataError
+from fastsnn.tasks.boxes import check_objects, pad_objects
 
 VOC_DETECTION_CLASSES = VOC_CLASSES[1:]  # no background: labels 0..19
 COCO_URL = "https://cocodataset.org/#download"

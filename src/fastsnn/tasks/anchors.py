@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from ..data.boxes import objects_of
+from .boxes import objects_of
 from .yolo_coding import shape_iou
 
 # YOLOv2's anchors for Pascal VOC (darknet's yolo-voc.cfg), in 32-pixel cells

@@ -4,7 +4,7 @@ The network's output (for an SNN: its average over T, the analog readout) is dec
 boxes from :mod:`.yolo_coding`, score = objectness x best class probability, candidates above
 ``score_threshold``, per-class NMS (``torchvision.ops.batched_nms``), at most :data:`MAX_DETECTIONS` per
 image. Predictions are padded ``[B, MAX_DETECTIONS, 6]`` rows ``(x1, y1, x2, y2, score, label)`` (padding
--1), targets padded ``[B, MAX_OBJECTS, 5]`` rows ``(label, x1, y1, x2, y2)`` (:mod:`fastsnn.data.boxes`).
+-1), targets padded ``[B, MAX_OBJECTS, 5]`` rows ``(label, x1, y1, x2, y2)`` (:mod:`fastsnn.tasks.boxes`).
 
 mAP is ``torchmetrics``' ``MeanAveragePrecision`` (COCO protocol, ``faster_coco_eval`` backend) with up to
 :data:`MAX_DETECTIONS` detections per image: COCO's default of 100 would cap the recall of dense scenes
@@ -19,10 +19,9 @@ from collections.abc import Sequence
 
 import torch
 from torch.nn import functional as F
-from torchvision.ops import batched_nms, clip_boxes_to_image
 
-from ..data.boxes import MAX_OBJECTS, PADDING, objects_of
 from .anchors import VOC_ANCHORS
+from .boxes import MAX_OBJECTS, PADDING, objects_of
 from .yolo_coding import assign, decode_boxes, paired_iou, split_output
 
 MAX_DETECTIONS = MAX_OBJECTS
@@ -85,6 +84,8 @@ class Detection:
     def decode(self, output: torch.Tensor) -> torch.Tensor:
         """``[B, A*(5+C), h, w]`` -> detections ``[B, MAX_DETECTIONS, 6]`` rows ``(x1, y1, x2, y2, score,
         label)``, best first, padded with -1; boxes clipped to the ``h*stride`` x ``w*stride`` image."""
+        from torchvision.ops import batched_nms, clip_boxes_to_image  # here: the library core loads no torchvision
+
         raw = split_output(output.float(), len(self.anchors), self.num_classes)
         height, width = raw.shape[2:4]
         image_size = (height * self.stride, width * self.stride)
