@@ -200,11 +200,11 @@ def test_fuzzed_convert_options_work_or_are_refused_cleanly(
     )
 )
 def test_fuzzed_evaluate_options_work_or_are_refused_cleanly(options, files, capsys, monkeypatch, tmp_path_factory):
-    def quick(qann, loader, time_steps, **kwargs):
+    def quick(models, loader, **kwargs):
         next(iter(loader))  # the data set really loads
         return {"samples": 0, "rows": []}
 
-    monkeypatch.setattr(evaluate_module, "evaluate_conversion", quick)
+    monkeypatch.setattr(evaluate_module, "compare_models", quick)
     monkeypatch.chdir(tmp_path_factory.mktemp("evaluate"))
     argv = ["evaluate", str(files["qann"]), "--data-root", str(files["root"]), "--quiet"]
     argv += [f"{option}={value}" for option, value in options.items()]

@@ -86,8 +86,7 @@ def test_finetune_runs_unchanged_on_a_detection_snn(trained, tmp_path, capsys):
 def test_demo_of_the_detection_task_uses_its_own_defaults(tmp_path, capsys):
     root = write_tiny_fashion_mnist(tmp_path / "data", train=128, test=64)
     out = tmp_path / "demo"
-    argv = ["demo", "--task", "detection", "--dataset", "fashion-scenes-det", "--data-root", str(root)]
-    argv += ["--width", "0.125", "--no-progressive"]
+    argv = ["demo", "--task", "detection", "--data-root", str(root), "--width", "0.125", "--no-progressive"]
     argv += ["--float-epochs", "1", "--final-epochs", "1", "--train-limit", "64", "--test-limit", "8"]
     assert main([*argv, "--finetune-steps", "2", "--held-out", "16", "--out", str(out), "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())

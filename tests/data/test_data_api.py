@@ -13,14 +13,15 @@ from fastsnn.errors import DataError, FastSNNError
 
 CLASSIFICATION = ["cifar10", "cifar100", "fashion-mnist", "imagenet", "mnist"]
 SEGMENTATION = ["cityscapes", "fashion-scenes", "mnist-scenes", "voc-seg"]
-NAMES = sorted(CLASSIFICATION + SEGMENTATION)
+DETECTION = ["coco", "fashion-scenes-det", "mnist-scenes-det", "trees", "voc-det"]
+NAMES = sorted(CLASSIFICATION + SEGMENTATION + DETECTION)
 
 
 def test_list_datasets_is_sorted_and_complete_with_each_sets_task():
     assert list_datasets() == NAMES
     assert {name: dataset_info(name).task for name in NAMES} == dict.fromkeys(
         CLASSIFICATION, "classification"
-    ) | dict.fromkeys(SEGMENTATION, "segmentation")
+    ) | dict.fromkeys(SEGMENTATION, "segmentation") | dict.fromkeys(DETECTION, "detection")
 
 
 @pytest.mark.parametrize(

@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(DEMOS),
         default="classification",
         help="classification: VGG-11 on MNIST; segmentation: DeepLab-VGG9 on Fashion-MNIST scenes; "
-        "detection: Tiny-YOLOv2 on MNIST scenes "
+        "detection: Tiny-YOLOv2 on Fashion-MNIST scenes "
         "(other training options default to the task's settings)",
     )
     _add_training_options(demo, defaults=False)
