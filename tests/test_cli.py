@@ -176,6 +176,15 @@ def test_finetune_analyze_and_evaluate_with_baselines(trained, tmp_path, capsys)
     )
     assert errors["accumulating"]["signed"][0] < 1e-4 and len(errors["quantization"]) == len(errors["layers"])
     assert (analysis / "conversion_errors.png").read_bytes()[:4] == b"\x89PNG"
+    activity = json.loads((analysis / "activity.json").read_text())
+    assert list(activity) == ["QANN", "unsigned", "signed", "signed + fine-tuned (bptt)"]
+    assert activity["QANN"]["T"] == 1 and activity["QANN"]["total"]["sops"] == 0
+    for name in ("unsigned", "signed"):
+        total = activity[name]["total"]
+        assert activity[name]["T"] == 3 and activity[name]["images"] == 32 and 0 < total["firing_rate"] <= 1
+        assert total["sops"] > 0 and total["ann_macs"] == activity["QANN"]["total"]["ann_macs"]
+    assert activity["unsigned"]["total"]["spikes_neg"] == 0, "only signed neurons emit negative spikes"
+    assert (analysis / "activity.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_commands_refuse_to_overwrite_their_input_and_need_a_float_model_for_baselines(trained, capsys):

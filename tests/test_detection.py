@@ -50,6 +50,7 @@ def test_evaluate_reports_map_box_agreement_baselines_and_pictures(trained, tmp_
     assert "SNN / ANN" in printed
     results = json.loads(report.read_text())
     assert results["task"] == "detection" and results["samples"] == 12
+    assert results["anchors"] == load_checkpoint(out / "q2.safetensors").spec.options["anchors"]
     assert [(r["model"], r["T"]) for r in results["rows"]] == [
         ("float ANN", None), ("QANN", None), ("SNN unsigned", 3), ("SNN signed", 3), ("rate-norm max", 3)
     ]  # fmt: skip

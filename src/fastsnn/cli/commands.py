@@ -124,25 +124,20 @@ def finetune(args) -> int:
 
 
 def analyze(args) -> int:
-    from ..analysis import format_conversion_errors
-    from ..workflows.analyze import analyze_checkpoint, save_analysis
+    from ..analysis import format_activity_summary, format_conversion_errors
+    from ..workflows.analyze import analyze_activity, analyze_checkpoint, save_analysis
     from ..workflows.validation import check_paths
 
     out = args.out or args.checkpoint.parent / f"{args.checkpoint.stem}-analysis"
     check_paths(read=_compared(args), write_folders={"--out": out}, data_root=args.data_root)
-    errors = analyze_checkpoint(
-        args.checkpoint,
-        float_checkpoint=args.float_checkpoint,
-        finetuned=args.finetuned,
-        T=args.time_steps,
-        dataset=args.dataset,
-        data_root=args.data_root,
-        limit=args.limit,
-        batch_size=args.batch_size,
-    )
+    common = {"finetuned": args.finetuned, "T": args.time_steps, "dataset": args.dataset, "data_root": args.data_root,
+              "limit": args.limit, "batch_size": args.batch_size}  # fmt: skip
+    errors = analyze_checkpoint(args.checkpoint, float_checkpoint=args.float_checkpoint, **common)
+    reports = analyze_activity(args.checkpoint, **common)
     print(format_conversion_errors(errors))
-    json_path, plot_path = save_analysis(errors, out, title=args.checkpoint.name)
-    print(f"results written to {json_path}\nplot written to {plot_path}")
+    print(format_activity_summary([{**r.to_dict(), "model": name, "T": r.T} for name, r in reports.items()]))
+    written = save_analysis(errors, out, reports=reports, title=args.checkpoint.name)
+    print("written: " + ", ".join(map(str, written)))
     return 0
 
 

@@ -63,7 +63,7 @@ def evaluate_checkpoint(
         activity_images: if given, also measure spikes, SOPs, MACs and energy per image of every model but
             the float ANN on the first ``activity_images`` test images (:func:`fastsnn.analysis.activity`):
             ``results["activity"]``, one entry per model.
-    The result also records the checkpoint paths and the data set.
+    The result also records the checkpoint paths, the data set and, for a detector, its anchors.
     """
     device = device or default_device()
     checkpoint, qann = load_qann(path)
@@ -110,5 +110,6 @@ def evaluate_checkpoint(
         "float_checkpoint": str(float_checkpoint) if float_checkpoint else None,
         "finetuned": [str(p) for p in finetuned],
         "dataset": dataset,
+        **({"anchors": checkpoint.spec.options["anchors"]} if "anchors" in checkpoint.spec.options else {}),
         **results,
     }
