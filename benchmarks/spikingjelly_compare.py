@@ -1,0 +1,486 @@
+"""fastsnn against SpikingJelly 2.0.0's ANN→SNN converter: accuracy against T, and simulation time at equal T.
+
+Per data set (MNIST, Fashion-MNIST), one progressive fastsnn training run float → 4 → 3 → 2 bits of a
+small VGG (reused from ``--runs`` when complete) gives the float ANN and the QANNs. Then:
+
+  * SpikingJelly converts the **float ANN** with its ``ann2snn.Converter`` (the FX converter) and each of
+    three recipes: ``RateCodingRecipe(mode="max")``, ``RateCodingRecipe(mode="99.9%")`` (layer-wise
+    thresholds, IF neurons with soft reset and v0 = 0) and ``LocalThresholdBalancingRecipe`` (channel-wise
+    thresholds, half-threshold IF neurons). Calibration: the un-augmented training images, in order
+    (``--calibration-images``, default all, batches of ``--calibration-batch``), as in SpikingJelly's MNIST
+    example. The converted networks run in SpikingJelly's default single-step mode, the state reset with
+    ``functional.reset_net`` before each batch, the output summed over the steps; the accuracy at every T
+    of ``--time-steps`` comes from one simulation of max(T) steps (the network is causal, so the running
+    sum after t steps is exactly the T = t simulation, as in SpikingJelly's own ``val``).
+  * fastsnn converts the **QANNs** (``fastsnn.convert(qann, signed=True)``, T = 2^b − 1: b = 2, 3, 4 give
+    T = 3, 7, 15) and fine-tunes the 2-bit one (``fastsnn.finetune``, ``ste``; ``--finetune-steps 0`` skips).
+  * Both use direct coding: the normalised image is the input current at every step. Both see the same
+    test tensors (one list of batches, loaded once; its size and checksum are recorded).
+  * Timing at equal T (``--timing-steps``, default 3 and 15): the full test set through fastsnn's signed SNN
+    (time folded into the batch), SpikingJelly single-step (a Python loop over T) and SpikingJelly
+    multi-step (``functional.set_step_mode(net, "m")`` on an input ``[T, B, ...]``), with the SpikingJelly
+    recipe that is most accurate at max(T). Same batch (``--batch-size``), same ``torch.set_num_threads``
+    (``--threads``), one process; the order is interleaved (A B C A B C ...) and each gets the best of
+    ``--repeats`` passes after a one-batch warm-up. The test batches are already in memory, so data loading
+    is not timed. For a T that is no 2^b − 1 of a trained QANN, fastsnn's network is the 2-bit QANN
+    converted with that T (the cost depends on T and the architecture, not on b).
+
+Installing SpikingJelly (not a fastsnn dependency). Its wheel declares torchaudio, scipy, tensorboard and
+more, none of which ``spikingjelly.activation_based.ann2snn`` imports; next to the pinned torch::
+
+    pip install --no-deps spikingjelly==2.0.0
+    pip install loguru requests     # the only modules ann2snn imports beyond torch, numpy, tqdm
+
+Runs::
+
+    python benchmarks/spikingjelly_compare.py                       # full test sets; about 1 h on 2 cores
+    python benchmarks/spikingjelly_compare.py --test-limit 300 --train-limit 2000 --float-epochs 1 \\
+        --epochs 1 --final-epochs 1 --calibration-images 1000 --finetune-steps 5 --repeats 1 \\
+        --runs /tmp/sj-smoke/runs --json /tmp/sj-smoke/r.json --markdown /tmp/sj-smoke/r.md   # smoke run
+    python benchmarks/spikingjelly_compare.py --render-only         # rewrite the Markdown from --json
+
+Everything goes to ``--json`` (settings, versions, device, threads) after each data set; running again
+with the same measurement settings keeps the data sets already there (``--fresh`` discards them).
+"""
+
+import argparse
+import copy
+import json
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+import fastsnn
+from fastsnn import convert
+from fastsnn.data import load_dataset
+from fastsnn.finetune import finetune
+from fastsnn.quant import levels
+from fastsnn.workflows.checkpoint import load_checkpoint
+from fastsnn.workflows.sources import first, tuning_split
+from fastsnn.workflows.train import TrainConfig, stage_checkpoint, train_progressive
+
+INSTALL = "pip install --no-deps spikingjelly==2.0.0 && pip install loguru requests"
+SJ_VERSION = "2.0.0"
+RECIPES = ("RateCoding max", "RateCoding 99.9%", "LocalThresholdBalancing")
+CONTENDERS = ("fastsnn", "SpikingJelly single-step", "SpikingJelly multi-step")
+# settings that do not change what is measured
+NOT_MEASURED = {"datasets", "runs", "json", "markdown", "render_only", "progress", "fresh"}
+HERE = Path(__file__).parent
+
+
+def import_spikingjelly():
+    """``(ann2snn, functional, neuron)`` of SpikingJelly, or exit saying how to install it."""
+    try:
+        from spikingjelly.activation_based import ann2snn, functional, neuron
+    except ImportError as error:
+        raise SystemExit(
+            f"SpikingJelly's ann2snn converter cannot be imported ({error}).\n"
+            f"This benchmark needs SpikingJelly {SJ_VERSION} next to the pinned torch; install it with\n"
+            f"    {INSTALL}\n"
+            "(--no-deps: its declared requirements such as torchaudio and scipy are not needed by ann2snn)."
+        ) from None
+    version = metadata.version("spikingjelly")
+    if version != SJ_VERSION:
+        print(f"warning: SpikingJelly {version} is installed; this benchmark was written for {SJ_VERSION}")
+    return ann2snn, functional, neuron
+
+
+def main() -> None:
+    args = _arguments()
+    if not args.render_only:
+        run(args)
+    results = json.loads(args.json.read_text())
+    markdown = markdown_tables(results)
+    args.markdown.parent.mkdir(parents=True, exist_ok=True)
+    args.markdown.write_text(markdown + "\n")
+    print(markdown)
+
+
+def run(args) -> None:
+    sj = import_spikingjelly()
+    torch.set_num_threads(args.threads)
+    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
+    results = {
+        "settings": settings,
+        "environment": {
+            "torch": torch.__version__,
+            "fastsnn": fastsnn.__version__,
+            "spikingjelly": metadata.version("spikingjelly"),
+            "python": platform.python_version(),
+            "device": f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores)",
+            "threads": torch.get_num_threads(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        },
+        "runs": [],
+        "wall_seconds": 0.0,
+    }
+    previous = json.loads(args.json.read_text()) if args.json.exists() and not args.fresh else None
+    if previous is not None and _measured(previous["settings"]) == _measured(settings):
+        results["runs"], results["wall_seconds"] = previous["runs"], previous["wall_seconds"]
+    done = {entry["dataset"] for entry in results["runs"]}
+    for dataset in args.datasets:
+        if dataset in done:
+            print(f"{dataset}: kept from {args.json}")
+            continue
+        started = time.perf_counter()
+        results["runs"].append(benchmark_dataset(dataset, args, sj))
+        results["wall_seconds"] += time.perf_counter() - started
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"total wall time {results['wall_seconds'] / 60:.1f} min (data sets kept from --json included)")
+
+
+def _measured(settings: dict) -> dict:
+    return {key: value for key, value in settings.items() if key not in NOT_MEASURED}
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def benchmark_dataset(dataset: str, args, sj) -> dict:
+    ann2snn, functional, _ = sj
+    seconds = {}
+    config = TrainConfig(
+        model=args.model,
+        dataset=dataset,
+        bits=2,
+        width=args.width,
+        float_epochs=args.float_epochs,
+        epochs=args.epochs,
+        final_epochs=args.final_epochs,
+        seed=args.seed,
+        data_root=args.data_root,
+        out_dir=str(args.runs / f"{dataset}-{args.model}"),
+        progress=args.progress,
+        train_limit=args.train_limit,
+        test_limit=args.test_limit,
+    )
+    started = time.perf_counter()
+    train_progressive(config)
+    seconds["train (0 if reused)"] = time.perf_counter() - started
+    float_model = load_checkpoint(stage_checkpoint(config.out_dir, None)).build_model().eval()
+    qanns = {
+        bits: load_checkpoint(stage_checkpoint(config.out_dir, bits)).build_model().eval()
+        for bits in config.stages()
+        if bits is not None
+    }
+
+    # the same test tensors for every model, loaded once
+    test_set = first(load_dataset(dataset, train=False, root=args.data_root), args.test_limit)
+    batches = list(DataLoader(test_set, batch_size=args.batch_size))
+    images = sum(len(y) for _, y in batches)
+    checksum = float(sum(x.double().sum() for x, _ in batches))
+    _log(f"{dataset}: {images} test images, checksum {checksum:.3f}")
+
+    entry = {
+        "dataset": dataset,
+        "model": args.model,
+        "width": args.width,
+        "test_images": images,
+        "test_checksum": checksum,
+        "seconds": seconds,
+    }
+    started = time.perf_counter()
+    entry["ann"] = {"float ANN": _accuracy(float_model, batches)} | {
+        f"QANN {bits}-bit": _accuracy(qann, batches) for bits, qann in qanns.items()
+    }
+
+    # fastsnn: signed SNN of each QANN at T = 2^b - 1, and the fine-tuned 2-bit one
+    snns = {levels(bits): convert(qann, signed=True) for bits, qann in qanns.items()}
+    entry["fastsnn"] = {"signed": {str(T): _accuracy(snn, batches) for T, snn in sorted(snns.items())}}
+    seconds["fastsnn accuracy"] = time.perf_counter() - started
+    if args.finetune_steps > 0:
+        started = time.perf_counter()
+        tuning, held_out = tuning_split(dataset, args.data_root, held_out=args.held_out, limit=args.train_limit)
+        generator = torch.Generator().manual_seed(args.seed)
+        tuned = finetune(
+            snns[levels(2)],
+            qanns[2],
+            DataLoader(tuning, batch_size=args.finetune_batch, shuffle=True, generator=generator),
+            held_out=DataLoader(held_out, batch_size=250),
+            objective="ste",
+            steps_per_layer=args.finetune_steps,
+            lr=args.finetune_lr,
+            progress=args.progress,
+        )
+        entry["fastsnn"]["signed + fine-tuned (ste)"] = {str(levels(2)): _accuracy(tuned, batches)}
+        seconds["fastsnn fine-tune + accuracy"] = time.perf_counter() - started
+    _log(f"{dataset}: ANN {entry['ann']}, fastsnn {entry['fastsnn']}")
+
+    # SpikingJelly: convert the float ANN with each recipe, simulate max(T) steps single-step
+    calibration_set = first(load_dataset(dataset, train=True, root=args.data_root), args.train_limit)
+    calibration_set = first(calibration_set, args.calibration_images)
+    calibration = DataLoader(calibration_set, batch_size=args.calibration_batch)
+    recipes = {
+        "RateCoding max": lambda: ann2snn.RateCodingRecipe(dataloader=calibration, mode="max"),
+        "RateCoding 99.9%": lambda: ann2snn.RateCodingRecipe(dataloader=calibration, mode="99.9%"),
+        "LocalThresholdBalancing": lambda: ann2snn.LocalThresholdBalancingRecipe(dataloader=calibration),
+    }
+    converted, entry["spikingjelly"] = {}, {}
+    for name, recipe in recipes.items():
+        started = time.perf_counter()
+        converter = ann2snn.Converter(recipe=recipe(), device="cpu")
+        converted[name] = converter.convert(copy.deepcopy(float_model)).eval()
+        seconds[f"SpikingJelly convert {name}"] = time.perf_counter() - started
+        started = time.perf_counter()
+        entry["spikingjelly"][name] = _sj_accuracies(converted[name], batches, args.time_steps, functional)
+        seconds[f"SpikingJelly accuracy {name}"] = time.perf_counter() - started
+        _log(f"{dataset} SpikingJelly {name}: {entry['spikingjelly'][name]}")
+    top = str(max(args.time_steps))
+    timed_recipe = max(RECIPES, key=lambda name: entry["spikingjelly"][name][top])
+    entry["timed_recipe"] = timed_recipe
+    entry["checks"] = _checks(converted[timed_recipe], batches[0][0], min(args.timing_steps), sj)
+
+    started = time.perf_counter()
+    entry["timing"] = [
+        _timing(T, snns, qanns[2], converted[timed_recipe], batches, args, functional) for T in args.timing_steps
+    ]
+    seconds["timing"] = time.perf_counter() - started
+    for row in entry["timing"]:
+        _log(f"{dataset} T={row['T']}: {json.dumps(row)}")
+    return entry
+
+
+@torch.no_grad()
+def _accuracy(model, batches) -> float:
+    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches)
+    return correct / sum(len(y) for _, y in batches)
+
+
+@torch.no_grad()
+def _sj_accuracies(net, batches, time_steps: list[int], functional) -> dict[str, float]:
+    """Accuracy of a SpikingJelly SNN (single-step) at every T of ``time_steps``, from one max(T) simulation."""
+    correct = dict.fromkeys(time_steps, 0)
+    for x, y in batches:
+        functional.reset_net(net)
+        total = None
+        for t in range(1, max(time_steps) + 1):
+            out = net(x)
+            total = out if total is None else total + out
+            if t in correct:
+                correct[t] += int((total.argmax(1) == y).sum())
+    functional.reset_net(net)
+    images = sum(len(y) for _, y in batches)
+    return {str(T): correct[T] / images for T in time_steps}
+
+
+def _checks(net, x: torch.Tensor, T: int, sj) -> dict:
+    """That the timed SpikingJelly network spikes (firing rate per neuron layer at T on one batch) and that
+    its multi-step mode gives the single-step outputs."""
+    _, functional, neuron = sj
+    rates, hooks = {}, []
+    for name, module in net.named_modules():
+        if isinstance(module, neuron.BaseNode):
+
+            def record(module, inputs, output, name=name):
+                rates.setdefault(name, []).append(float(output.float().mean()))
+
+            hooks.append(module.register_forward_hook(record))
+    with torch.no_grad():
+        functional.reset_net(net)
+        single = sum(net(x) for _ in range(T))
+        functional.reset_net(net)
+    for hook in hooks:
+        hook.remove()
+    multi_net = _multi_step(net, functional)
+    with torch.no_grad():
+        multi = multi_net(x.unsqueeze(0).expand(T, *x.shape)).sum(0)
+    return {
+        "T": T,
+        "firing_rate_per_layer": {name: sum(values) / len(values) for name, values in rates.items()},
+        "multi_vs_single_step_max_abs_difference": float((multi - single).abs().max()),
+    }
+
+
+def _multi_step(net, functional):
+    multi = copy.deepcopy(net)
+    functional.set_step_mode(multi, "m")
+    return multi
+
+
+@torch.no_grad()
+def _run_fastsnn(snn, batches, T: int, functional) -> int:
+    return sum(int((snn(x).argmax(1) == y).sum()) for x, y in batches)
+
+
+@torch.no_grad()
+def _run_sj_single(net, batches, T: int, functional) -> int:
+    correct = 0
+    for x, y in batches:
+        functional.reset_net(net)
+        total = net(x)
+        for _ in range(T - 1):
+            total = total + net(x)
+        correct += int((total.argmax(1) == y).sum())
+    return correct
+
+
+@torch.no_grad()
+def _run_sj_multi(net, batches, T: int, functional) -> int:
+    correct = 0
+    for x, y in batches:
+        functional.reset_net(net)
+        total = net(x.unsqueeze(0).expand(T, *x.shape)).sum(0)  # [T, B, classes] -> [B, classes]
+        correct += int((total.argmax(1) == y).sum())
+    return correct
+
+
+def _timing(T: int, snns: dict, qann2, sj_net, batches, args, functional) -> dict:
+    """Best-of-``args.repeats`` wall time of the full test set for each contender at ``T``, interleaved."""
+    snn = snns.get(T) or convert(qann2, signed=True, T=T)
+    contenders = {
+        "fastsnn": (_run_fastsnn, snn),
+        "SpikingJelly single-step": (_run_sj_single, sj_net),
+        "SpikingJelly multi-step": (_run_sj_multi, _multi_step(sj_net, functional)),
+    }
+    for run, model in contenders.values():  # warm-up
+        run(model, batches[:1], T, functional)
+    best = dict.fromkeys(contenders, float("inf"))
+    correct = {}
+    for _ in range(args.repeats):
+        for name, (run, model) in contenders.items():
+            started = time.perf_counter()
+            correct[name] = run(model, batches, T, functional)
+            best[name] = min(best[name], time.perf_counter() - started)
+    images = sum(len(y) for _, y in batches)
+    faster_sj = min(best["SpikingJelly single-step"], best["SpikingJelly multi-step"])
+    return {
+        "T": T,
+        "seconds": best,
+        "ms_per_step": {name: 1000 * value / T for name, value in best.items()},
+        "accuracy": {name: value / images for name, value in correct.items()},
+        "fastsnn_speedup_vs_faster_spikingjelly": faster_sj / best["fastsnn"],
+        "faster_spikingjelly_mode": min(
+            ("SpikingJelly single-step", "SpikingJelly multi-step"), key=lambda name: best[name]
+        ),
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def markdown_tables(results: dict) -> str:
+    """An accuracy table (rows: method; columns: T) and a timing table, from the JSON."""
+    settings, environment = results["settings"], results["environment"]
+    steps = [str(T) for T in settings["time_steps"]]
+    lines = [
+        "| data set | model | converter (network converted) | " + " | ".join(f"T = {T}" for T in steps) + " |",
+        "|---|---|---|" + "---|" * len(steps),
+    ]
+    aims = []
+    for entry in results["runs"]:
+        head = f"| {entry['dataset']} | {entry['model']} ×{entry['width']} | "
+        ann = entry["ann"]
+        anns = ", ".join(f"{name} {_pct(value)}" for name, value in ann.items())
+        lines.append(head + f"ANN accuracy: {anns} |" + " |" * len(steps))
+        for variant, values in entry["fastsnn"].items():
+            label = f"fastsnn {variant} (QANN, 2^b − 1 = T)"
+            lines.append(head + label + " | " + " | ".join(_pct(values.get(T)) for T in steps) + " |")
+        for recipe, values in entry["spikingjelly"].items():
+            label = f"SpikingJelly {recipe} (float ANN)"
+            lines.append(head + label + " | " + " | ".join(_pct(values.get(T)) for T in steps) + " |")
+        ours = max(values.get("3", 0.0) for values in entry["fastsnn"].values())
+        best_recipe = max(entry["spikingjelly"], key=lambda name: entry["spikingjelly"][name][steps[-1]])
+        theirs = entry["spikingjelly"][best_recipe][steps[-1]]
+        verdict = "met" if ours > theirs else "missed"
+        aims.append(
+            f"{entry['dataset']}: fastsnn at T = 3 {_pct(ours)} vs SpikingJelly's best at T = {steps[-1]} "
+            f"{_pct(theirs)} ({best_recipe}): aim {verdict}."
+        )
+    lines += ["", *aims, ""]
+    lines += [
+        "| data set | T | fastsnn s | SpikingJelly single-step s | SpikingJelly multi-step s "
+        "| ms per step (fastsnn / single / multi) | fastsnn speed-up vs SpikingJelly's faster mode |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    speedups = []
+    for entry in results["runs"]:
+        for row in entry["timing"]:
+            s, per = row["seconds"], row["ms_per_step"]
+            ratio = row["fastsnn_speedup_vs_faster_spikingjelly"]
+            speedups.append(ratio)
+            lines.append(
+                f"| {entry['dataset']} | {row['T']} | "
+                + " | ".join(f"{s[name]:.2f}" for name in CONTENDERS)
+                + " | "
+                + " / ".join(f"{per[name]:.0f}" for name in CONTENDERS)
+                + f" | {ratio:.2f}× (vs {row['faster_spikingjelly_mode'].removeprefix('SpikingJelly ')}) |"
+            )
+    limit = settings.get("test_limit")
+    test_images = "the full test sets" if limit is None else f"the first {limit} test images"
+    entry0 = results["runs"][0] if results["runs"] else {}
+    lines.append("")
+    lines.append(
+        f"Accuracy in % on {test_images}; direct (constant) input coding for both. SpikingJelly "
+        f"{environment['spikingjelly']}: `ann2snn.Converter` of the float ANN, calibrated on "
+        f"{settings['calibration_images'] or 'all'} training images (batch {settings['calibration_batch']}), "
+        "simulated single-step with `functional.reset_net` per batch. fastsnn: `convert(qann, signed=True)` "
+        "of the 2-, 3- and 4-bit QANNs of the same progressive run (T = 3, 7, 15); fine-tuning "
+        f"{settings['finetune_steps']} ste steps per layer. Timing: the full evaluation of {test_images}, "
+        f"batch {settings['batch_size']}, {environment['threads']} threads, best of {settings['repeats']} "
+        f"interleaved passes, SpikingJelly with the recipe most accurate at T = {steps[-1]} "
+        f"({entry0.get('timed_recipe', '–')}). Training: float {settings['float_epochs']} epochs, 4 and 3 bits "
+        f"{settings['epochs']}, 2 bits {settings['final_epochs']}; seed {settings['seed']}. "
+        f"torch {environment['torch']}, {environment['device']}; wall time {results['wall_seconds'] / 60:.1f} min."
+    )
+    if speedups:
+        lines.append(f"Speed-up range: {min(speedups):.2f}× – {max(speedups):.2f}× (aim ≥ 1.5×).")
+    for entry in results["runs"]:  # time to accuracy: not interleaved, so only indicative
+        ours = next((row for row in entry["timing"] if row["T"] == 3), None)
+        recipe = max(entry["spikingjelly"], key=lambda name: entry["spikingjelly"][name][steps[-1]])
+        theirs = entry["seconds"].get(f"SpikingJelly accuracy {recipe}")
+        if ours is not None and theirs is not None:
+            lines.append(
+                f"{entry['dataset']}: SpikingJelly's single-step accuracy pass up to T = {steps[-1]} ({recipe}, "
+                f"{_pct(entry['spikingjelly'][recipe][steps[-1]])} %) took {theirs:.1f} s against fastsnn's "
+                f"{ours['seconds']['fastsnn']:.1f} s at T = 3 ({_pct(ours['accuracy']['fastsnn'])} %): "
+                f"{theirs / ours['seconds']['fastsnn']:.0f}× (not interleaved; indicative only)."
+            )
+    return "\n".join(lines)
+
+
+def _arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    parser.add_argument("--model", default="vgg11")
+    parser.add_argument("--width", type=float, default=0.25)
+    parser.add_argument("--time-steps", nargs="+", type=int, default=[3, 7, 15, 31, 63], help="SpikingJelly's T")
+    parser.add_argument("--timing-steps", nargs="+", type=int, default=[3, 15], help="T of the timed evaluations")
+    parser.add_argument("--batch-size", type=int, default=100, help="evaluation batch, for every contender")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for the whole run")
+    parser.add_argument("--repeats", type=int, default=2, help="timed passes per contender (best is kept)")
+    parser.add_argument("--float-epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1, help="epochs of the 4- and 3-bit stages")
+    parser.add_argument("--final-epochs", type=int, default=3, help="epochs of the 2-bit stage")
+    parser.add_argument("--calibration-images", type=int, help="SpikingJelly calibration images (default: all)")
+    parser.add_argument("--calibration-batch", type=int, default=100)
+    parser.add_argument("--finetune-steps", type=int, default=30, help="fastsnn fine-tuning steps/layer; 0: none")
+    parser.add_argument("--finetune-batch", type=int, default=32)
+    parser.add_argument("--finetune-lr", type=float, default=1e-3)
+    parser.add_argument("--held-out", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-limit", type=int, help="train (and calibrate) on the first N images (smoke runs)")
+    parser.add_argument("--test-limit", type=int, help="test on the first N images only (smoke runs)")
+    parser.add_argument("--data-root")
+    parser.add_argument(
+        "--runs", type=Path, default=HERE / "runs" / "spikingjelly_compare", help="training checkpoints (reused)"
+    )
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "spikingjelly_compare.json")
+    parser.add_argument("--markdown", type=Path, default=HERE / "results" / "spikingjelly_compare.md")
+    parser.add_argument("--render-only", action="store_true", help="only rewrite the Markdown from --json")
+    parser.add_argument("--fresh", action="store_true", help="measure every data set again, discarding --json")
+    parser.add_argument("--progress", action="store_true", help="progress bars")
+    args = parser.parse_args()
+    args.time_steps = sorted(set(args.time_steps))
+    return args
+
+
+if __name__ == "__main__":
+    main()
