@@ -44,10 +44,10 @@ DEMOS = {
         eval_batch=25,
     ),
     "detection": Demo(
-        {"model": "tiny_yolov2", "dataset": "fashion-scenes-det", "bits": 2, "width": 0.25, "float_epochs": 4,
+        {"model": "tiny_yolov2", "dataset": "fashion-scenes-det", "bits": 2, "width": 0.25, "float_epochs": 8,
          "epochs": 1, "final_epochs": 1, "batch_size": 32, "test_limit": 500, "out_dir": "runs/demo-detection"},
-        finetune_steps=30,
-        held_out=250,
+        finetune_steps=100,
+        held_out=500,
         eval_batch=25,
     ),
 }  # fmt: skip
