@@ -52,6 +52,7 @@ MODELS = {
     "resnet20": 0.5,
     "deeplab_vgg9": 0.25,
     "tiny_yolov2": 0.25,
+    "yolov2_resnet34": 0.25,
 }  # registry name -> width multiplier
 DEFAULT_MODELS = ["vgg11", "resnet8"]  # the small VGG and ResNet that fit about an hour on 2 CPU cores
 # settings that do not change what is measured (where results go, which runs are asked for)

