@@ -46,9 +46,9 @@ from fastsnn.data.segmentation_sets import (
     VOC_CLASSES,
     _Letterbox,
     _open,
-    _refuse_test_augment,
     voc_pairs,
 )
+from fastsnn.data.transforms import refuse_test_augment
 from fastsnn.errors import DataError
 from fastsnn.tasks.boxes import check_objects, pad_objects
 
@@ -278,7 +278,7 @@ def load_voc_detection(root: Path, *, train: bool, augment: bool = False, size: 
 
     Items ``(float32 [3, size, size], target float32 [MAX_OBJECTS, 5])``; see the module docstring.
     """
-    _refuse_test_augment("voc-det", train, augment)
+    refuse_test_augment("voc-det", train=train, augment=augment)
     pairs = voc_pairs(root, _SPLITS[train], detection=True)
     return VOCObjects(pairs, transform=detection_transform("voc-det", size, augment=augment))
 
@@ -288,7 +288,7 @@ def load_coco(root: Path, *, train: bool, augment: bool = False, size: int = 320
 
     Items ``(float32 [3, size, size], target float32 [MAX_OBJECTS, 5])``; see the module docstring.
     """
-    _refuse_test_augment("coco", train, augment)
+    refuse_test_augment("coco", train=train, augment=augment)
     annotation_file, images = _coco_files(root, _SPLITS[train])
     dataset = CocoObjects(annotation_file, images, transform=detection_transform("coco", size, augment=augment))
     missing = [path for path in dataset.images if not path.is_file()]

@@ -21,9 +21,8 @@ from fastsnn.data.segmentation_sets import (
     load_voc_segmentation,
 )
 from fastsnn.data.torchvision_sets import fetch_cifar, fetch_image_folder, load_cifar, load_image_folder
-from fastsnn.data.transforms import image_transform
+from fastsnn.data.transforms import image_transform, refuse_test_augment
 from fastsnn.data.trees import fetch_trees, load_trees
-from fastsnn.errors import DataError
 
 _LOADERS = {
     "mnist": load_mnist,
@@ -73,11 +72,7 @@ def load_dataset(name: str, *, train: bool, root: str | Path | None = None, augm
     :func:`fetch_dataset` (``fastsnn data NAME``) first.
     """
     dataset_info(name)  # raises DataError for an unknown name
-    if augment and not train:
-        raise DataError(
-            f"augment=True was asked for the test split of {name}; augmentation applies to training data only, "
-            "so pass train=True or augment=False."
-        )
+    refuse_test_augment(name, train=train, augment=augment)
     if name in _JOINT_LOADERS:
         return _JOINT_LOADERS[name](resolve_root(root), train=train, augment=augment)
     return _LOADERS[name](resolve_root(root), train=train, transform=image_transform(name, augment=augment))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from fastsnn.data.scenes import SceneConfig, SceneSegmentation, normalising_transform, scene_source
+from fastsnn.data.scenes import SceneConfig, SceneSegmentation, scene_source
+from fastsnn.data.transforms import image_transform
 from fastsnn.tasks.boxes import pad_objects
 
 SCENE_DETECTION_DATASETS = {"mnist": "mnist-scenes-det", "fashion-mnist": "fashion-scenes-det"}  # source -> data set
@@ -54,5 +55,5 @@ def load_scene_boxes(
     (:data:`SCENE_DETECTION_DATASETS`), which equal the segmentation set's.
     """
     images, labels = scene_source(source, root, train=train)
-    transform = normalising_transform(SCENE_DETECTION_DATASETS[source])
+    transform = image_transform(SCENE_DETECTION_DATASETS[source], augment=False)
     return SceneDetection(images, labels, train=train, config=config, transform=transform, augment=augment)

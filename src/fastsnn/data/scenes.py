@@ -36,9 +36,9 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from fastsnn.data.fashion_mnist import load_fashion_mnist
-from fastsnn.data.info import dataset_info
 from fastsnn.data.mnist import load_mnist
 from fastsnn.data.root import resolve_root
+from fastsnn.data.transforms import image_transform
 from fastsnn.errors import DataError
 
 TRAIN_SPLIT, TEST_SPLIT = 0, 1  # the split ids mixed into each scene's seed
@@ -259,7 +259,7 @@ def load_scenes(
     zero-mean / unit-variance.
     """
     images, labels = scene_source(source, root, train=train)
-    transform = normalising_transform(SCENE_DATASETS[source])
+    transform = image_transform(SCENE_DATASETS[source], augment=False)  # scale to [0, 1], normalise
     return SceneSegmentation(images, labels, train=train, config=config, transform=transform, augment=augment)
 
 
@@ -270,9 +270,3 @@ def scene_source(source: str, root: str | Path | None, *, train: bool) -> tuple[
         raise DataError(f"Unknown scene source {source!r}; choose one of: {', '.join(sorted(_SOURCES))}.")
     split = _SOURCES[source](resolve_root(root), train=train, transform=None)
     return split.images, split.labels
-
-
-def normalising_transform(name: str) -> v2.Compose:
-    """uint8 ``[C, H, W]`` -> float32 scaled to [0, 1], normalised with ``dataset_info(name)``'s mean / std."""
-    info = dataset_info(name)
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(info.mean), std=list(info.std))])

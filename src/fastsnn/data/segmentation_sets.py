@@ -35,6 +35,7 @@ from torchvision.transforms.v2 import functional as F
 
 from fastsnn.data.info import IMAGENET_MEAN, IMAGENET_STD
 from fastsnn.data.report import DataReport
+from fastsnn.data.transforms import refuse_test_augment
 from fastsnn.errors import DataError
 from fastsnn.tasks.segmentation import IGNORE_INDEX
 
@@ -269,20 +270,12 @@ def _cityscapes_pairs(root: Path, split: str) -> list[tuple[str, str]]:
     return _checked_pairs(pairs, f"Cityscapes {split}", folder / "leftImg8bit" / split, remedy)
 
 
-def _refuse_test_augment(name: str, train: bool, augment: bool) -> None:
-    if augment and not train:
-        raise DataError(
-            f"augment=True was asked for the validation split of {name}; augmentation applies to training data "
-            "only, so pass train=True or augment=False."
-        )
-
-
 def load_voc_segmentation(root: Path, *, train: bool, augment: bool = False, crop: int = 320) -> SegmentationPairs:
     """Pascal VOC 2012 ``train``/``val`` from ``<root>/voc/VOCdevkit/VOC2012``: 21 classes, 255 = ignore.
 
     Items ``(float32 [3, crop, crop], int64 [crop, crop])``; see the module docstring for the geometry.
     """
-    _refuse_test_augment("voc-seg", train, augment)
+    refuse_test_augment("voc-seg", train=train, augment=augment)
     pairs = voc_pairs(root, _SPLITS[train])
     transform = train_transform(crop) if augment else eval_transform(crop, crop)
     return SegmentationPairs(pairs, classes=VOC_CLASSES, transform=transform, title="Pascal VOC")
@@ -293,7 +286,7 @@ def load_cityscapes(root: Path, *, train: bool, augment: bool = False, crop: int
 
     Items ``(float32 [3, crop, crop], int64 [crop, crop])`` with ``augment``, else ``[crop, 2 * crop]``.
     """
-    _refuse_test_augment("cityscapes", train, augment)
+    refuse_test_augment("cityscapes", train=train, augment=augment)
     pairs = _cityscapes_pairs(root, _SPLITS[train])
     transform = train_transform(crop) if augment else eval_transform(crop, 2 * crop)
     return SegmentationPairs(

@@ -13,6 +13,7 @@ import torch
 from torchvision.transforms import v2
 
 from fastsnn.data.info import dataset_info
+from fastsnn.errors import DataError
 
 _AUGMENTATIONS = {
     "mnist": lambda: [v2.RandomCrop(28, padding=2)],
@@ -38,3 +39,12 @@ def image_transform(name: str, *, augment: bool) -> v2.Transform:
     if name in _PIL_SOURCES:
         steps = [v2.ToImage(), *steps, v2.ToPureTensor()]
     return v2.Compose(steps)
+
+
+def refuse_test_augment(name: str, *, train: bool, augment: bool) -> None:
+    """Raise :class:`DataError` when augmentation is asked for the test split of data set ``name``."""
+    if augment and not train:
+        raise DataError(
+            f"augment=True was asked for the test split of {name}; augmentation applies to training data only, "
+            "so pass train=True or augment=False."
+        )

