@@ -125,15 +125,21 @@ def finetune(args) -> int:
 
 def analyze(args) -> int:
     from ..analysis import format_activity_summary, format_conversion_errors
-    from ..workflows.analyze import analyze_activity, analyze_checkpoint, save_analysis
+    from ..workflows.analyze import analyze_checkpoint, save_analysis
     from ..workflows.validation import check_paths
 
     out = args.out or args.checkpoint.parent / f"{args.checkpoint.stem}-analysis"
     check_paths(read=_compared(args), write_folders={"--out": out}, data_root=args.data_root)
-    common = {"finetuned": args.finetuned, "T": args.time_steps, "dataset": args.dataset, "data_root": args.data_root,
-              "limit": args.limit, "batch_size": args.batch_size}  # fmt: skip
-    errors = analyze_checkpoint(args.checkpoint, float_checkpoint=args.float_checkpoint, **common)
-    reports = analyze_activity(args.checkpoint, **common)
+    errors, reports = analyze_checkpoint(
+        args.checkpoint,
+        float_checkpoint=args.float_checkpoint,
+        finetuned=args.finetuned,
+        T=args.time_steps,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        limit=args.limit,
+        batch_size=args.batch_size,
+    )
     print(format_conversion_errors(errors))
     print(format_activity_summary([{**r.to_dict(), "model": name, "T": r.T} for name, r in reports.items()]))
     written = save_analysis(errors, out, reports=reports, title=args.checkpoint.name)

@@ -4,14 +4,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..analysis import ActivityReport, ConversionErrors, activity, conversion_errors, plot_conversion_errors
 from ..analysis.activity_plot import plot_activity
 from ..convert import convert
 from ..errors import FastSNNError
 from .atomic import write_json
-from .checkpoint import Checkpoint
 from .sources import dataset_of, default_device, load_float, load_qann, load_snn, snn_label, test_loader
 
 
@@ -26,45 +24,14 @@ def analyze_checkpoint(
     limit: int | None = 1000,
     batch_size: int = 250,
     device: torch.device | None = None,
-) -> ConversionErrors:
-    """:func:`~fastsnn.analysis.conversion_errors` of the unsigned and signed SNNs of the QANN at
-    ``path`` (and of the fine-tuned SNN checkpoints ``finetuned``) over the first ``limit`` test images.
+) -> tuple[ConversionErrors, dict[str, ActivityReport]]:
+    """Over the first ``limit`` test images: :func:`~fastsnn.analysis.conversion_errors` of the unsigned and
+    signed SNNs of the QANN at ``path`` (and of the fine-tuned SNN checkpoints ``finetuned``), and the
+    :func:`~fastsnn.analysis.activity` of the QANN and of each SNN, keyed ``"QANN"``, ``"unsigned"``, ...
 
     With ``float_checkpoint`` the quantization error (float ANN vs QANN) is measured too.
     """
     device = device or default_device()
-    checkpoint, qann, variants = _variants(path, finetuned, T, device)
-    return conversion_errors(
-        qann,
-        variants,
-        test_loader(dataset_of(checkpoint, path, dataset), data_root, batch_size=batch_size, limit=limit),
-        float_model=load_float(float_checkpoint, like=checkpoint).to(device) if float_checkpoint is not None else None,
-    )
-
-
-def analyze_activity(
-    path: str | Path,
-    *,
-    finetuned: Sequence[str | Path] = (),
-    T: int | None = None,
-    dataset: str | None = None,
-    data_root=None,
-    limit: int | None = 1000,
-    batch_size: int = 250,
-    device: torch.device | None = None,
-) -> dict[str, ActivityReport]:
-    """:func:`~fastsnn.analysis.activity` of the QANN at ``path`` and of its SNN variants (as for
-    :func:`analyze_checkpoint`) over the first ``limit`` test images, keyed by variant."""
-    device = device or default_device()
-    checkpoint, qann, variants = _variants(path, finetuned, T, device)
-    loader = test_loader(dataset_of(checkpoint, path, dataset), data_root, batch_size=batch_size, limit=limit)
-    return {name: activity(model, loader) for name, model in {"QANN": qann, **variants}.items()}
-
-
-def _variants(
-    path: str | Path, finetuned: Sequence[str | Path], T: int | None, device: torch.device
-) -> tuple[Checkpoint, nn.Module, dict[str, nn.Module]]:
-    """The QANN checkpoint at ``path``, its QANN, and its SNNs: unsigned, signed and the ``finetuned`` ones."""
     checkpoint, qann = load_qann(path)
     qann = qann.to(device)
     variants = {"unsigned": convert(qann, signed=False, T=T), "signed": convert(qann, signed=True, T=T)}
@@ -75,7 +42,10 @@ def _variants(
                 f"{snn_path} simulates T={snn.T} but the analysis runs at T={variants['signed'].T}; pass -T {snn.T}"
             )
         variants[snn_label(snn_checkpoint).removeprefix("SNN ")] = snn.to(device)
-    return checkpoint, qann, variants
+    loader = test_loader(dataset_of(checkpoint, path, dataset), data_root, batch_size=batch_size, limit=limit)
+    float_model = load_float(float_checkpoint, like=checkpoint).to(device) if float_checkpoint is not None else None
+    errors = conversion_errors(qann, variants, loader, float_model=float_model)
+    return errors, {name: activity(model, loader) for name, model in {"QANN": qann, **variants}.items()}
 
 
 def save_analysis(

@@ -1,5 +1,6 @@
 """``--save-predictions``: pictures of what the networks predict, side by side, for a person to look at."""
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -64,9 +65,15 @@ def save_predictions(
 
 def _draw_mask(image: torch.Tensor, mask: torch.Tensor, is_target: bool) -> torch.Tensor:
     """A class mask ``[H, W]`` as VOC colours ``[H, W, 3]`` uint8 (ignored pixels white)."""
+    return _mask_palette()[mask.long()]
+
+
+@functools.cache
+def _mask_palette() -> torch.Tensor:
+    """The VOC palette ``[256, 3]`` with :data:`IGNORE_INDEX` white, built once (it is only read)."""
     palette = voc_palette()
     palette[IGNORE_INDEX] = 255
-    return palette[mask.long()]
+    return palette
 
 
 def _draw_boxes(image: torch.Tensor, boxes: torch.Tensor, is_target: bool) -> torch.Tensor:

@@ -89,10 +89,10 @@ def dataset_anchors(dataset: str, root, *, count: int = 5, limit: int = 5000) ->
     the boxes of its first ``limit`` un-augmented training images."""
     if dataset == "voc-det":
         return VOC_ANCHORS
-    sizes = box_sizes(load_dataset(dataset, train=True, root=root), limit=limit)
-    if sizes.shape[0] < count:
-        raise FastSNNError(f"{dataset} has {sizes.shape[0]} training boxes; {count} anchors need at least {count}")
-    return kmeans_anchors(sizes, count=count)
+    try:
+        return kmeans_anchors(box_sizes(load_dataset(dataset, train=True, root=root), limit=limit), count=count)
+    except ValueError as error:  # too few boxes
+        raise FastSNNError(f"anchors for {dataset}: {error}") from None
 
 
 def calibration_batches(
