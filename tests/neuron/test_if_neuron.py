@@ -6,7 +6,7 @@ from torch import nn
 
 from fastsnn import IFNeuron, QuantReLU, SpikingNetwork
 from fastsnn.errors import ConversionError
-from fastsnn.neuron import if_scan, if_scan_surrogate
+from fastsnn.neuron import constant_current, if_scan, if_scan_surrogate
 
 
 def test_from_quant_takes_alpha_and_levels():
@@ -55,14 +55,34 @@ def test_a_network_whose_neurons_disagree_on_T_is_refused_naming_them():
 
 
 @pytest.mark.parametrize("signed", [False, True])
-def test_rate_and_constancy_views_of_the_neuron(signed):
+def test_rate_and_time_views_of_the_neuron(signed):
     T, B = 7, 5
     neuron = IFNeuron(0.75, T, signed=signed)
     current = torch.randn(T, B, 3)
     out = neuron(current.reshape(T * B, 3))
     assert torch.equal(neuron.average_over_time(out), out.reshape(T, B, 3).mean(0))
-    assert not neuron.constant_over_time(current.reshape(T * B, 3))
-    assert neuron.constant_over_time(current[:1].expand(T, B, 3).reshape(T * B, 3))
+    assert torch.equal(neuron.over_time(current.reshape(T * B, 3)), current)
+    with pytest.raises(ValueError, match="T\\*B with T=7"):
+        neuron.over_time(current[0])  # [B, ...] outside constant_current is no valid input
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("surrogate", [None, "ste", "bptt"])
+def test_a_constant_current_of_b_rows_gives_the_spikes_of_its_t_fold_repetition(signed, surrogate):
+    T, B = 5, 4
+    neuron = IFNeuron(torch.rand(3) + 0.2, T, signed=signed)
+    neuron.surrogate = surrogate
+    stem = torch.randn(B, 3, requires_grad=True)
+    repeated = stem.detach().clone().requires_grad_(True)
+    with constant_current(B):
+        assert neuron.over_time(stem).stride(0) == 0  # expanded, not copied
+        out = neuron(stem)
+    expected = neuron(repeated.unsqueeze(0).expand(T, B, 3).reshape(T * B, 3))
+    assert torch.equal(out, expected)
+    if surrogate is not None:
+        (out * torch.arange(T * B * 3.0).reshape(T * B, 3)).sum().backward()
+        (expected * torch.arange(T * B * 3.0).reshape(T * B, 3)).sum().backward()
+        assert torch.allclose(stem.grad, repeated.grad)
 
 
 @pytest.mark.parametrize("signed", [False, True])

@@ -41,7 +41,7 @@ from torch import nn
 from ..convert import SpikingNetwork
 from ..errors import FastSNNError
 from ..model_context import device_of, eval_mode
-from ..neuron import IFNeuron
+from ..neuron import IFNeuron, over_time
 from ..table import format_table
 
 PJ_MAC = 4.6  # pJ per 32-bit float multiply-accumulate, 45 nm (Horowitz, ISSCC 2014)
@@ -295,13 +295,14 @@ class _Counter:
                 tally.neg += int((spikes < 0).sum())
                 self._remember(output, spikes.abs())
                 return
-            current, images = inputs[0], inputs[0].shape[0] // self.T
-            dense = _dense_macs(module, current, output)
+            current = inputs[0]
+            by_time = over_time(current, self.T)  # [T, B, ...]
+            images, dense = by_time.shape[1], _dense_macs(module, current, output)
             tally.ann_macs += images * dense
             counts = self._counts(current)
             if counts is None:
                 tally.fed_by.add("analog")
-                tally.macs += images * dense * (1 if self._constant(current) else self.T)
+                tally.macs += images * dense * (1 if _constant(by_time) else self.T)
                 return
             tally.fed_by.add("spikes")
             if kind == "linear":
@@ -331,12 +332,10 @@ class _Counter:
             return None
         return counts.reshape(current.shape)
 
-    def _constant(self, current: torch.Tensor) -> bool:
-        """Whether ``current [T*B, ...]`` is the same at all T steps (always, at T = 1)."""
-        if self.T == 1:
-            return True
-        by_time = current.reshape(self.T, -1, *current.shape[1:])
-        return bool((by_time == by_time[:1]).all())
+
+def _constant(by_time: torch.Tensor) -> bool:
+    """Whether ``by_time [T, B, ...]`` is the same at all T steps (always for the stem's ``[B, ...]`` expanded)."""
+    return by_time.shape[0] == 1 or by_time.stride(0) == 0 or bool((by_time == by_time[:1]).all())
 
 
 def _dense_macs(module: nn.Module, current: torch.Tensor, output: torch.Tensor) -> int:

@@ -16,7 +16,6 @@ output (tensors kept alive across layers, e.g. by shortcuts, and the neuron's sc
 autograd every output is kept for the backward pass, so it is their sum.
 """
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import FastSNNError
-from .spiking_network import SpikingNetwork
+from .layer_sizes import layer_io_bytes
+from .spiking_network import SpikingNetwork, join_batches
 
 SAFETY = 2.0
 USABLE_FRACTION = 0.8  # of the free memory; the rest is left to everything else
@@ -88,54 +88,17 @@ def runner(model: nn.Module, batch: torch.Tensor) -> Callable[[torch.Tensor], ob
             f"a batch of {size} samples at T={T} needs about {_gib(per_sample * size)} GiB with gradients, "
             f"but only {_gib(available)} GiB of {batch.device} memory is free; use a batch size of at most {chunk}"
         )
-    return lambda x: _concat([model(part) for part in x.split(chunk)])
+    return lambda x: join_batches([model(part) for part in x.split(chunk)])
 
 
 def _bytes_per_sample(snn: SpikingNetwork, sample: torch.Tensor) -> int | None:
-    """Bytes one sample ``[1, ...]`` needs, from the tensor sizes of every leaf module on the meta device.
-
-    None if the network cannot run there (an operation without a meta kernel).
-    """
-    shadow = copy.deepcopy(snn).to("meta")
-    sizes = []
-
-    def record(_module, inputs, output):
-        sizes.append((_bytes(inputs), _bytes(output)))
-
-    for module in shadow.modules():
-        module._forward_hooks.clear()
-        module._forward_pre_hooks.clear()
-        if next(module.children(), None) is None:
-            module.register_forward_hook(record)
-    try:
-        shadow(torch.empty_like(sample, device="meta"))
-    except (RuntimeError, NotImplementedError, TypeError, ValueError):  # an operation without a meta kernel
-        return None
-    if not sizes:
+    """Bytes one sample ``[1, ...]`` needs, from the tensor sizes of every layer (None if unknown)."""
+    sizes = layer_io_bytes(snn, sample)
+    if sizes is None:
         return None
     if torch.is_grad_enabled():
         return sizes[0][0] + sum(out for _, out in sizes)
     return int(SAFETY * max(inp + out for inp, out in sizes))
-
-
-def _bytes(value) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, dict):
-        return sum(_bytes(v) for v in value.values())
-    if isinstance(value, (tuple, list)):
-        return sum(_bytes(v) for v in value)
-    return 0
-
-
-def _concat(outputs: list):
-    """Join per-chunk outputs along the batch dimension, through tuples, lists and dicts."""
-    first = outputs[0]
-    if isinstance(first, torch.Tensor):
-        return torch.cat(outputs)
-    if isinstance(first, dict):
-        return {key: _concat([o[key] for o in outputs]) for key in first}
-    return type(first)(_concat(list(parts)) for parts in zip(*outputs, strict=True))
 
 
 def _gib(size: float) -> str:

@@ -129,10 +129,10 @@ class _ReachedLayer(Exception):
 
 
 def _run_to(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input current and output of ``neuron``, both ``[T*B, ...]``, running ``snn`` only up to it."""
+    """Input current ``[T, B, ...]`` and output ``[T*B, ...]`` of ``neuron``, running ``snn`` only up to it."""
 
     def stop(_module, inputs, output):
-        raise _ReachedLayer(inputs[0], output)
+        raise _ReachedLayer(neuron.over_time(inputs[0]), output)
 
     handle = neuron.register_forward_hook(stop)
     try:
@@ -152,7 +152,7 @@ def _feeding_parameters(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Ten
     named = dict(snn.body.named_parameters())
     with _trainable(named.values()), torch.enable_grad():
         current, _ = _run_to(snn, neuron, images)
-        if not current.requires_grad or neuron.constant_over_time(current):
+        if not current.requires_grad or bool((current == current[:1]).all()):  # the same at every step
             return {}
         gradients = torch.autograd.grad(current.sum(), list(named.values()), allow_unused=True)
     used = zip(named.items(), gradients, strict=True)

@@ -1,7 +1,16 @@
 """Spiking neurons: pure multi-step dynamics and the IF neuron module."""
 
 from .dynamics import if_scan
-from .if_neuron import SURROGATES, IFNeuron, Surrogate, check_time_steps
+from .if_neuron import SURROGATES, IFNeuron, Surrogate, check_time_steps, constant_current, over_time
 from .surrogate import if_scan_surrogate
 
-__all__ = ["SURROGATES", "IFNeuron", "Surrogate", "check_time_steps", "if_scan", "if_scan_surrogate"]
+__all__ = [
+    "SURROGATES",
+    "IFNeuron",
+    "Surrogate",
+    "check_time_steps",
+    "constant_current",
+    "if_scan",
+    "if_scan_surrogate",
+    "over_time",
+]

@@ -1,5 +1,8 @@
 """The IF neuron module: the spiking replacement of a quantized activation, and the only owner of T."""
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -12,6 +15,23 @@ from .surrogate import if_scan_surrogate
 Surrogate = Literal["ste", "bptt"]
 SURROGATES: tuple[Surrogate, ...] = ("ste", "bptt")
 
+_CONSTANT_BATCH: contextvars.ContextVar[int | None] = contextvars.ContextVar("fastsnn_constant_batch", default=None)
+
+
+@contextlib.contextmanager
+def constant_current(batch: int) -> Iterator[None]:
+    """Within the block, a current of ``batch`` rows ``[B, ...]`` (not ``[T*B, ...]``) is the same at every step.
+
+    :class:`~fastsnn.SpikingNetwork` runs its body on the image ``[B, ...]`` itself (direct coding:
+    the input is the same at every step), so the layers before the first neurons compute once instead
+    of T times; a neuron they feed reads its ``[B, ...]`` current as T identical steps.
+    """
+    token = _CONSTANT_BATCH.set(batch)
+    try:
+        yield
+    finally:
+        _CONSTANT_BATCH.reset(token)
+
 
 def check_time_steps(T) -> int:
     """``T`` if it is a positive integer, else ValueError: the one check of T in the library."""
@@ -20,12 +40,28 @@ def check_time_steps(T) -> int:
     return T
 
 
+def over_time(values: torch.Tensor, T: int) -> torch.Tensor:
+    """``[T*B, ...]`` viewed as ``[T, B, ...]``; within :func:`constant_current`, a constant ``[B, ...]``
+    as its T-fold expansion (stride 0 along T, no copy).
+
+    Raises:
+        ValueError: the leading dimension is neither T*B nor the constant batch.
+    """
+    if values.dim() > 0 and T > 1 and values.shape[0] == _CONSTANT_BATCH.get():
+        return values.unsqueeze(0).expand(T, *values.shape)
+    if values.dim() == 0 or values.shape[0] % T:
+        raise ValueError(f"IFNeuron expects a leading dimension T*B with T={T}, got shape {tuple(values.shape)}")
+    return values.reshape(T, -1, *values.shape[1:])
+
+
 class IFNeuron(nn.Module):
     """Integrate-and-fire neurons with soft reset over T steps folded into the batch.
 
     The only module of a spiking network that knows T: it views its input ``[T*B, ...]`` as
     ``[T, B, ...]``, runs :func:`if_scan`, and returns ``θ · spikes`` as ``[T*B, ...]``. T is fixed
     at construction (read-only), and a :class:`~fastsnn.SpikingNetwork` takes its T from its neurons.
+    Inside a SpikingNetwork's forward, an input ``[B, ...]`` that no neuron precedes (the stem's
+    current under direct coding) is the same at every step (:func:`constant_current`).
 
     Spikes carry no gradient unless ``surrogate`` is set (fine-tuning sets it for the layer it tunes):
       ``"ste"``  the output keeps its value, the gradient is that of clip(mean current over T, 0, θ);
@@ -64,33 +100,25 @@ class IFNeuron(nn.Module):
         return cls(quant.alpha.detach(), quant.levels if T is None else T, signed=signed)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        """``[T*B, ...]`` input current -> ``[T*B, ...]`` output ``θ · s``."""
-        by_time = self._by_time(current)
+        """``[T*B, ...]`` (or constant ``[B, ...]``) input current -> ``[T*B, ...]`` output ``θ · s``."""
+        by_time = self.over_time(current)
         options = {"signed": self.signed, "initial_membrane": self.initial_membrane}
         if self.surrogate == "bptt":
-            return (if_scan_surrogate(by_time, self.threshold, **options) * self.threshold).reshape(current.shape)
-        output = if_scan(by_time, self.threshold, **options).mul_(self.threshold)
+            output = if_scan_surrogate(by_time, self.threshold, **options) * self.threshold
+        else:
+            output = if_scan(by_time, self.threshold, **options).mul_(self.threshold)
         if self.surrogate == "ste":
             smooth = by_time.mean(0).clamp(min=torch.zeros_like(self.threshold), max=self.threshold)  # [B, ...]
             output = smooth + (output - smooth).detach()  # value θ·s(t), gradient of clip(mean current, 0, θ)
-        return output.reshape(current.shape)
+        return output.reshape(-1, *output.shape[2:])
 
     def average_over_time(self, values: torch.Tensor) -> torch.Tensor:
         """``[T*B, ...]`` -> ``[B, ...]`` mean over the T steps: of the output, the neuron's rate."""
-        return self._by_time(values).mean(0)
+        return self.over_time(values).mean(0)
 
-    def constant_over_time(self, current: torch.Tensor) -> bool:
-        """Whether ``current [T*B, ...]`` is the same at every step (then this layer is exact)."""
-        by_time = self._by_time(current.detach())
-        return bool((by_time == by_time[:1]).all())
-
-    def _by_time(self, values: torch.Tensor) -> torch.Tensor:
-        """``[T*B, ...]`` viewed as ``[T, B, ...]``."""
-        if values.dim() == 0 or values.shape[0] % self.T:
-            raise ValueError(
-                f"IFNeuron expects a leading dimension T*B with T={self.T}, got shape {tuple(values.shape)}"
-            )
-        return values.reshape(self.T, -1, *values.shape[1:])
+    def over_time(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` as ``[T, B, ...]``: see :func:`over_time`."""
+        return over_time(values, self.T)
 
     def extra_repr(self) -> str:
         threshold = (
