@@ -1,29 +1,39 @@
-"""Cost of SNN simulation against the QANN it came from, measured in one run.
+"""Cost of SNN simulation against the QANN it came from and against SpikingJelly, measured in one run.
 
-For each model and T: the time of one SNN forward on a batch of B images, as a ratio to
-T × (QANN forward on B images) — the goal is close to 1, i.e. simulation costs no more than T dense
-passes — and to one QANN forward on T·B images (the same dense work in one call). On CUDA also the
-peak memory of the SNN forward as a ratio to the QANN's at T·B.
+For each model, batch B and T: the time of one signed (and unsigned) SNN forward on B images, as a ratio
+to T × (QANN forward on B images), i.e. T dense passes, and to one QANN forward on T·B images (the same
+dense work in one call); the time per simulated step (does it grow with T?); and, when SpikingJelly
+2.0.0 is installed, the same float network converted by SpikingJelly (``ann2snn.Converter``, max-rate
+recipe calibrated on random images: the cost does not depend on the thresholds) simulated in its
+single-step mode (a Python loop over T) and its multi-step mode, with fastsnn's speed-up over the
+faster of the two. On CUDA also the peak memory of the SNN forward as a ratio to the QANN's at T·B.
 
     python benchmarks/simulation_cost.py                   # CPU, records results/simulation_cost_cpu.json
     python benchmarks/simulation_cost.py --device cuda
 
-Timings use torch.utils.benchmark (warm-up, CUDA synchronisation, adaptive repeats); absolute
-times vary between machines, so compare the ratios, which come from the same run.
+T sweeps ``--time-steps`` at batch ``--sweep-batch`` and 3, 15, 63 at the other batches. Installing
+SpikingJelly: see benchmarks/spikingjelly_compare.py (``--no-spikingjelly`` skips it). Timings use
+torch.utils.benchmark (warm-up, CUDA synchronisation, adaptive repeats, median); absolute times vary
+between machines, so compare the ratios, which come from the same run.
 """
 
 import argparse
+import contextlib
+import copy
+import io
 import json
 import platform
 from pathlib import Path
 
 import torch
 from torch.utils import benchmark
+from torch.utils.data import DataLoader, TensorDataset
 
 import fastsnn
 from fastsnn.models import create_model
 
 CASES = [("vgg11", 0.25, 1, 28), ("resnet20", 1.0, 3, 32), ("vgg16", 0.5, 3, 32)]
+CORNER_STEPS = (3, 15, 63)  # the T measured at every batch size
 
 
 def median_seconds(fn, min_run_time: float) -> float:
@@ -40,73 +50,130 @@ def peak_memory(fn, device) -> int | None:
     return torch.cuda.max_memory_allocated()
 
 
+def spikingjelly():
+    """``(ann2snn, functional)`` of SpikingJelly, or None when it is not installed."""
+    try:
+        from spikingjelly.activation_based import ann2snn, functional
+    except ImportError:
+        return None
+    return ann2snn, functional
+
+
+def spikingjelly_contenders(float_model, x, T, sj, device) -> dict:
+    """SpikingJelly's single-step and multi-step simulations of ``float_model`` on ``x`` for T steps."""
+    ann2snn, functional = sj
+    calibration = DataLoader(TensorDataset(torch.randn(64, *x.shape[1:])), batch_size=32)
+    converter = ann2snn.Converter(recipe=ann2snn.RateCodingRecipe(dataloader=calibration, mode="max"), device="cpu")
+    with contextlib.redirect_stderr(io.StringIO()):  # its calibration progress bar
+        single = converter.convert(copy.deepcopy(float_model).cpu()).to(device).eval()
+    multi = copy.deepcopy(single)
+    functional.set_step_mode(multi, "m")
+
+    def run_single():
+        functional.reset_net(single)
+        total = single(x)
+        for _ in range(T - 1):
+            total = total + single(x)
+        return total
+
+    def run_multi():
+        functional.reset_net(multi)
+        return multi(x.unsqueeze(0).expand(T, *x.shape)).sum(0)
+
+    return {"spikingjelly_single_step": run_single, "spikingjelly_multi_step": run_multi}
+
+
 @torch.no_grad()
-def measure(name, width, channels, size, T, batch, device, min_run_time):
-    bits = {3: 2, 7: 3, 15: 4}[T]
-    qann = (
-        fastsnn.quantize(create_model(name, num_classes=10, in_channels=channels, width=width), bits).to(device).eval()
-    )
-    snn = fastsnn.convert(qann, signed=True)
-    unsigned = fastsnn.convert(qann, signed=False)
+def measure(case, T, batch, device, min_run_time, sj):
+    name, width, channels, size = case
+    bits = {3: 2, 7: 3, 15: 4}.get(T, 2)  # the cost depends on T and the architecture, not on b
+    float_model = create_model(name, num_classes=10, in_channels=channels, width=width).to(device).eval()
+    qann = fastsnn.quantize(float_model, bits).eval()
+    snn = fastsnn.convert(qann, signed=True, T=T)
+    unsigned = fastsnn.convert(qann, signed=False, T=T)
     x = torch.randn(batch, channels, size, size, device=device)
     x_folded = torch.randn(T * batch, channels, size, size, device=device)
-    qann_time = median_seconds(lambda: qann(x), min_run_time)
-    folded_time = median_seconds(lambda: qann(x_folded), min_run_time)
-    snn_time = median_seconds(lambda: snn(x), min_run_time)
-    unsigned_time = median_seconds(lambda: unsigned(x), min_run_time)
+    contenders = {
+        "qann": lambda: qann(x),
+        "qann_on_TxB": lambda: qann(x_folded),
+        "snn_signed": lambda: snn(x),
+        "snn_unsigned": lambda: unsigned(x),
+    }
+    if sj is not None:
+        contenders |= spikingjelly_contenders(float_model, x, T, sj, device)
+    ms = {key: 1e3 * median_seconds(fn, min_run_time) for key, fn in contenders.items()}
     snn_memory, folded_memory = peak_memory(lambda: snn(x), device), peak_memory(lambda: qann(x_folded), device)
-    return {
+    row = {
         "model": name,
         "width": width,
         "input": [channels, size, size],
         "T": T,
         "batch": batch,
-        "qann_ms": 1e3 * qann_time,
-        "snn_signed_ms": 1e3 * snn_time,
-        "snn_unsigned_ms": 1e3 * unsigned_time,
-        "signed_vs_T_qann": snn_time / (T * qann_time),
-        "unsigned_vs_T_qann": unsigned_time / (T * qann_time),
-        "signed_vs_qann_on_TxB": snn_time / folded_time,
+        "ms": ms,
+        "snn_ms_per_step": ms["snn_signed"] / T,
+        "signed_vs_T_qann": ms["snn_signed"] / (T * ms["qann"]),
+        "unsigned_vs_T_qann": ms["snn_unsigned"] / (T * ms["qann"]),
+        "signed_vs_qann_on_TxB": ms["snn_signed"] / ms["qann_on_TxB"],
         "peak_memory_vs_qann_on_TxB": snn_memory / folded_memory if snn_memory else None,
     }
+    if sj is not None:
+        faster = min(("spikingjelly_single_step", "spikingjelly_multi_step"), key=ms.__getitem__)
+        row |= {"faster_spikingjelly_mode": faster, "speedup_vs_spikingjelly": ms[faster] / ms["snn_signed"]}
+    return row
+
+
+def format_row(row: dict) -> str:
+    ms = row["ms"]
+    sj = (
+        f"{ms['spikingjelly_single_step']:>10.1f} {ms['spikingjelly_multi_step']:>10.1f} "
+        f"{row['speedup_vs_spikingjelly']:>9.2f}"
+        if "speedup_vs_spikingjelly" in row
+        else ""
+    )
+    return (
+        f"{row['model']:9} {row['batch']:>5} {row['T']:>3} {ms['snn_signed']:>10.1f} {row['snn_ms_per_step']:>9.1f} "
+        f"{row['signed_vs_T_qann']:>8.2f} {row['unsigned_vs_T_qann']:>9.2f} {row['signed_vs_qann_on_TxB']:>9.2f} {sj}"
+    )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--time-steps", type=int, nargs="+", default=[3, 7, 15])
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 100, 500])
+    parser.add_argument("--time-steps", type=int, nargs="+", default=[3, 7, 15, 31, 63])
+    parser.add_argument("--sweep-batch", type=int, default=100, help="the batch at which every T is measured")
+    parser.add_argument("--models", nargs="+", default=[case[0] for case in CASES], choices=[c[0] for c in CASES])
     parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds of repeats per timing")
+    parser.add_argument("--no-spikingjelly", action="store_true", help="skip SpikingJelly even if installed")
     parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/simulation_cost_<device>.json)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    rows = []
-    header = (
-        f"{'model':10} {'T':>3} {'QANN ms':>9} {'SNN ms':>9} {'SNN/(T·QANN)':>13} {'unsigned/(T·QANN)':>18} "
-        f"{'SNN/QANN(T·B)':>14} {'mem SNN/QANN(T·B)':>18}"
-    )
-    print(header)
-    for name, width, channels, size in CASES:
-        for T in args.time_steps:
-            row = measure(name, width, channels, size, T, args.batch, device, args.min_run_time)
-            rows.append(row)
-            memory = f"{row['peak_memory_vs_qann_on_TxB']:.2f}" if row["peak_memory_vs_qann_on_TxB"] else "n/a"
-            print(
-                f"{name:10} {T:>3} {row['qann_ms']:>9.2f} {row['snn_signed_ms']:>9.2f} "
-                f"{row['signed_vs_T_qann']:>13.2f} {row['unsigned_vs_T_qann']:>18.2f} "
-                f"{row['signed_vs_qann_on_TxB']:>14.2f} {memory:>18}"
-            )
+    sj = None if args.no_spikingjelly else spikingjelly()
+    if sj is None and not args.no_spikingjelly:
+        print("SpikingJelly is not installed: its columns are skipped (see benchmarks/spikingjelly_compare.py)")
+    out = args.out or Path(__file__).parent / "results" / f"simulation_cost_{device.type}.json"
     environment = {
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "batch": args.batch,
+        "spikingjelly": None if sj is None else "2.0.0",
     }
-    out = args.out or Path(__file__).parent / "results" / f"simulation_cost_{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"environment": environment, "rows": rows}, indent=2) + "\n")
+    print(
+        f"{'model':9} {'batch':>5} {'T':>3} {'SNN ms':>10} {'ms/step':>9} {'/(T·QANN)':>8} {'unsigned':>9} "
+        f"{'/QANN(TB)':>9} {'SJ single':>10} {'SJ multi':>10} {'speed-up':>9}"
+    )
+    rows = []
+    for case in (case for case in CASES if case[0] in args.models):
+        for batch in args.batches:
+            for T in args.time_steps:
+                if batch != args.sweep_batch and T not in CORNER_STEPS:
+                    continue
+                rows.append(measure(case, T, batch, device, args.min_run_time, sj))
+                print(format_row(rows[-1]), flush=True)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps({"environment": environment, "rows": rows}, indent=2) + "\n")
     print(f"recorded in {out}")
 
 

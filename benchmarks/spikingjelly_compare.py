@@ -38,6 +38,7 @@ Runs::
         --epochs 1 --final-epochs 1 --calibration-images 1000 --finetune-steps 5 --repeats 1 \\
         --runs /tmp/sj-smoke/runs --json /tmp/sj-smoke/r.json --markdown /tmp/sj-smoke/r.md   # smoke run
     python benchmarks/spikingjelly_compare.py --render-only         # rewrite the Markdown from --json
+    python benchmarks/spikingjelly_compare.py --retime              # time the kept data sets again (new code)
 
 Everything goes to ``--json`` (settings, versions, device, threads) after each data set; running again
 with the same measurement settings keeps the data sets already there (``--fresh`` discards them).
@@ -48,7 +49,9 @@ import copy
 import json
 import os
 import platform
+import subprocess
 import time
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -69,7 +72,7 @@ SJ_VERSION = "2.0.0"
 RECIPES = ("RateCoding max", "RateCoding 99.9%", "LocalThresholdBalancing")
 CONTENDERS = ("fastsnn", "SpikingJelly single-step", "SpikingJelly multi-step")
 # settings that do not change what is measured
-NOT_MEASURED = {"datasets", "runs", "json", "markdown", "render_only", "progress", "fresh"}
+NOT_MEASURED = {"datasets", "runs", "json", "markdown", "render_only", "progress", "fresh", "retime"}
 HERE = Path(__file__).parent
 
 
@@ -122,10 +125,15 @@ def run(args) -> None:
     previous = json.loads(args.json.read_text()) if args.json.exists() and not args.fresh else None
     if previous is not None and _measured(previous["settings"]) == _measured(settings):
         results["runs"], results["wall_seconds"] = previous["runs"], previous["wall_seconds"]
-    done = {entry["dataset"] for entry in results["runs"]}
+    kept = {entry["dataset"]: entry for entry in results["runs"]}
     for dataset in args.datasets:
-        if dataset in done:
-            print(f"{dataset}: kept from {args.json}")
+        if dataset in kept:
+            print(f"{dataset}: kept from {args.json}" + (", timing measured again" if args.retime else ""))
+            if args.retime:
+                started = time.perf_counter()
+                retime(kept[dataset], args, sj)
+                results["wall_seconds"] += time.perf_counter() - started
+                args.json.write_text(json.dumps(results, indent=1) + "\n")
             continue
         started = time.perf_counter()
         results["runs"].append(benchmark_dataset(dataset, args, sj))
@@ -143,9 +151,8 @@ def _log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def benchmark_dataset(dataset: str, args, sj) -> dict:
-    ann2snn, functional, _ = sj
-    seconds = {}
+def _trained(dataset: str, args):
+    """``(config, float ANN, {bits: QANN}, test batches)``: the progressive run (trained once, then reused)."""
     config = TrainConfig(
         model=args.model,
         dataset=dataset,
@@ -161,19 +168,42 @@ def benchmark_dataset(dataset: str, args, sj) -> dict:
         train_limit=args.train_limit,
         test_limit=args.test_limit,
     )
-    started = time.perf_counter()
     train_progressive(config)
-    seconds["train (0 if reused)"] = time.perf_counter() - started
     float_model = load_checkpoint(stage_checkpoint(config.out_dir, None)).build_model().eval()
     qanns = {
         bits: load_checkpoint(stage_checkpoint(config.out_dir, bits)).build_model().eval()
         for bits in config.stages()
         if bits is not None
     }
-
     # the same test tensors for every model, loaded once
     test_set = first(load_dataset(dataset, train=False, root=args.data_root), args.test_limit)
     batches = list(DataLoader(test_set, batch_size=args.batch_size))
+    return config, float_model, qanns, batches
+
+
+def _spikingjelly_networks(dataset: str, float_model, recipes: Iterable[str], args, ann2snn) -> dict:
+    """``{recipe: (SpikingJelly network, conversion seconds)}`` of the float ANN, calibrated on training images."""
+    calibration_set = first(load_dataset(dataset, train=True, root=args.data_root), args.train_limit)
+    calibration = DataLoader(first(calibration_set, args.calibration_images), batch_size=args.calibration_batch)
+    make = {
+        "RateCoding max": lambda: ann2snn.RateCodingRecipe(dataloader=calibration, mode="max"),
+        "RateCoding 99.9%": lambda: ann2snn.RateCodingRecipe(dataloader=calibration, mode="99.9%"),
+        "LocalThresholdBalancing": lambda: ann2snn.LocalThresholdBalancingRecipe(dataloader=calibration),
+    }
+    networks = {}
+    for name in recipes:
+        started = time.perf_counter()
+        converter = ann2snn.Converter(recipe=make[name](), device="cpu")
+        networks[name] = (converter.convert(copy.deepcopy(float_model)).eval(), time.perf_counter() - started)
+    return networks
+
+
+def benchmark_dataset(dataset: str, args, sj) -> dict:
+    ann2snn, functional, _ = sj
+    seconds = {}
+    started = time.perf_counter()
+    config, float_model, qanns, batches = _trained(dataset, args)
+    seconds["train (0 if reused)"] = time.perf_counter() - started
     images = sum(len(y) for _, y in batches)
     checksum = float(sum(x.double().sum() for x, _ in batches))
     _log(f"{dataset}: {images} test images, checksum {checksum:.3f}")
@@ -214,37 +244,50 @@ def benchmark_dataset(dataset: str, args, sj) -> dict:
     _log(f"{dataset}: ANN {entry['ann']}, fastsnn {entry['fastsnn']}")
 
     # SpikingJelly: convert the float ANN with each recipe, simulate max(T) steps single-step
-    calibration_set = first(load_dataset(dataset, train=True, root=args.data_root), args.train_limit)
-    calibration_set = first(calibration_set, args.calibration_images)
-    calibration = DataLoader(calibration_set, batch_size=args.calibration_batch)
-    recipes = {
-        "RateCoding max": lambda: ann2snn.RateCodingRecipe(dataloader=calibration, mode="max"),
-        "RateCoding 99.9%": lambda: ann2snn.RateCodingRecipe(dataloader=calibration, mode="99.9%"),
-        "LocalThresholdBalancing": lambda: ann2snn.LocalThresholdBalancingRecipe(dataloader=calibration),
-    }
     converted, entry["spikingjelly"] = {}, {}
-    for name, recipe in recipes.items():
+    for name, (network, convert_seconds) in _spikingjelly_networks(
+        dataset, float_model, RECIPES, args, ann2snn
+    ).items():
+        converted[name] = network
+        seconds[f"SpikingJelly convert {name}"] = convert_seconds
         started = time.perf_counter()
-        converter = ann2snn.Converter(recipe=recipe(), device="cpu")
-        converted[name] = converter.convert(copy.deepcopy(float_model)).eval()
-        seconds[f"SpikingJelly convert {name}"] = time.perf_counter() - started
-        started = time.perf_counter()
-        entry["spikingjelly"][name] = _sj_accuracies(converted[name], batches, args.time_steps, functional)
+        entry["spikingjelly"][name] = _sj_accuracies(network, batches, args.time_steps, functional)
         seconds[f"SpikingJelly accuracy {name}"] = time.perf_counter() - started
         _log(f"{dataset} SpikingJelly {name}: {entry['spikingjelly'][name]}")
     top = str(max(args.time_steps))
     timed_recipe = max(RECIPES, key=lambda name: entry["spikingjelly"][name][top])
     entry["timed_recipe"] = timed_recipe
     entry["checks"] = _checks(converted[timed_recipe], batches[0][0], min(args.timing_steps), sj)
-
-    started = time.perf_counter()
-    entry["timing"] = [
-        _timing(T, snns, qanns[2], converted[timed_recipe], batches, args, functional) for T in args.timing_steps
-    ]
-    seconds["timing"] = time.perf_counter() - started
-    for row in entry["timing"]:
-        _log(f"{dataset} T={row['T']}: {json.dumps(row)}")
+    _time_entry(entry, snns, qanns[2], converted[timed_recipe], batches, args, functional)
     return entry
+
+
+def retime(entry: dict, args, sj) -> None:
+    """Measure ``entry``'s timing rows again (same networks, data and recipe; accuracies are kept)."""
+    ann2snn, functional, _ = sj
+    _, float_model, qanns, batches = _trained(entry["dataset"], args)
+    recipe = entry["timed_recipe"]
+    network, _ = _spikingjelly_networks(entry["dataset"], float_model, [recipe], args, ann2snn)[recipe]
+    snns = {levels(bits): convert(qann, signed=True) for bits, qann in qanns.items()}
+    _time_entry(entry, snns, qanns[2], network, batches, args, functional)
+    entry["retimed"] = {"fastsnn": fastsnn.__version__, "commit": _commit(), "date": time.strftime("%Y-%m-%d")}
+
+
+def _time_entry(entry: dict, snns: dict, qann2, sj_net, batches, args, functional) -> None:
+    started = time.perf_counter()
+    entry["timing"] = [_timing(T, snns, qann2, sj_net, batches, args, functional) for T in args.timing_steps]
+    entry["seconds"]["timing"] = time.perf_counter() - started
+    for row in entry["timing"]:
+        _log(f"{entry['dataset']} T={row['T']}: {json.dumps(row)}")
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 @torch.no_grad()
@@ -432,6 +475,12 @@ def markdown_tables(results: dict) -> str:
     )
     if speedups:
         lines.append(f"Speed-up range: {min(speedups):.2f}× – {max(speedups):.2f}× (aim ≥ 1.5×).")
+    for entry in results["runs"]:
+        if "retimed" in entry:
+            lines.append(
+                f"{entry['dataset']}: timing measured again on {entry['retimed']['date']} (commit "
+                f"{entry['retimed']['commit']}); its accuracies are from the first run."
+            )
     for entry in results["runs"]:  # time to accuracy: not interleaved, so only indicative
         ours = next((row for row in entry["timing"] if row["T"] == 3), None)
         recipe = max(entry["spikingjelly"], key=lambda name: entry["spikingjelly"][name][steps[-1]])
@@ -476,6 +525,9 @@ def _arguments():
     parser.add_argument("--markdown", type=Path, default=HERE / "results" / "spikingjelly_compare.md")
     parser.add_argument("--render-only", action="store_true", help="only rewrite the Markdown from --json")
     parser.add_argument("--fresh", action="store_true", help="measure every data set again, discarding --json")
+    parser.add_argument(
+        "--retime", action="store_true", help="measure the timing of data sets kept from --json again (new code)"
+    )
     parser.add_argument("--progress", action="store_true", help="progress bars")
     args = parser.parse_args()
     args.time_steps = sorted(set(args.time_steps))

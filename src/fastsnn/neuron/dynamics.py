@@ -43,7 +43,7 @@ def if_scan(
         if signed:
             torch.lt(membrane, 0, out=retract)
             torch.clamp(net_count, max=1, out=has_spikes)  # n is a whole number ≥ 0: min(n, 1) = [n > 0]
-            spike.sub_(retract.mul_(has_spikes))
+            spike.addcmul_(retract, has_spikes, value=-1)
             net_count.add_(spike)
         membrane.addcmul_(spike, threshold, value=-1)
     return spikes
