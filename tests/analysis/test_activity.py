@@ -219,3 +219,44 @@ def test_resnet_shortcuts_and_blocks_read_spikes():
     fed_by = {r.name: r.fed_by for r in report.rows if r.kind != "neuron"}
     assert fed_by.pop("stem.0") == "analog" and set(fed_by.values()) == {"spikes"}
     assert "stages.1.0.shortcut.0" in fed_by and report.total.sops > 0
+
+
+class _Passthrough(nn.Module):
+    """YOLOv2's passthrough and DeepLab's ASPP in miniature: spikes pixel-unshuffled and concatenated."""
+
+    def __init__(self, T: int, analog_branch: bool):
+        super().__init__()
+        self.fine = IFNeuron(1.0, T, signed=False)
+        self.coarse = nn.Sequential(nn.Conv2d(2, 3, 3, stride=2, padding=1), IFNeuron(0.5, T, signed=True))
+        self.analog_branch = analog_branch
+        self.fuse = nn.Conv2d(2 * 4 + 3, 4, 3, padding=1)
+
+    def forward(self, x):
+        spikes = self.fine(x)
+        coarse = self.coarse(spikes)
+        fine = nn.functional.pixel_unshuffle(spikes * 2 if self.analog_branch else spikes, 2)
+        return self.fuse(torch.cat([fine, coarse], dim=1))
+
+
+@pytest.mark.parametrize("analog_branch", [False, True])
+def test_concatenated_and_pixel_unshuffled_spikes_count_as_spikes(analog_branch):
+    T = 3
+    network = SpikingNetwork(_Passthrough(T, analog_branch))
+    x = binary((2, 2, 8, 8), seed=5)
+    report = activity(network, [x])
+    fuse = row(report, "fuse")
+    if analog_branch:  # one analog input makes the concatenation analog: dense MACs, T times
+        assert fuse.fed_by == "analog" and fuse.sops == 0 and fuse.macs == T * fuse.ann_macs
+        return
+    spikes = {}
+    hooks = [
+        module.register_forward_hook(lambda m, i, o, key=key: spikes.__setitem__(key, (o / m.threshold).round()))
+        for key, module in (("fine", network.body.fine), ("coarse", network.body.coarse[1]))
+    ]
+    with torch.no_grad():
+        network(x)
+    for hook in hooks:
+        hook.remove()
+    counts = torch.cat([nn.functional.pixel_unshuffle(spikes["fine"].abs(), 2), spikes["coarse"].abs()], dim=1)
+    per_image = nn.functional.conv2d(counts, torch.ones_like(network.body.fuse.weight), padding=1).sum() / x.shape[0]
+    assert fuse.fed_by == "spikes" and fuse.macs == 0 and fuse.sops == per_image.item() > 0

@@ -24,7 +24,9 @@ Every count is **per image**: the mean over the images measured.
 
 An input is spikes if it is the output tensor of an IF neuron or of an average pool of spikes, taken whole or
 through a view of the whole tensor (``nn.Flatten``, ``nn.Identity``, eval-mode ``nn.Dropout``) and not modified
-in place since. Anything else (a slice, a sum, a concatenation, BatchNorm's output) is analog.
+in place since, or a rearrangement of such tensors only (``torch.cat`` / ``torch.stack``, ``nn.PixelShuffle`` /
+``nn.PixelUnshuffle``: DeepLab's ASPP, YOLOv2's passthrough), whose spike counts are rearranged alike. Anything
+else (a slice, a sum, BatchNorm's output, a concatenation with an analog tensor) is analog.
 
 Energy after Horowitz, ISSCC 2014 (45 nm): 4.6 pJ per 32-bit float MAC, 0.9 pJ per 32-bit float addition.
 """
@@ -37,6 +39,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..convert import SpikingNetwork
 from ..errors import FastSNNError
@@ -216,7 +219,7 @@ def activity(model: nn.Module, batches: Iterable) -> ActivityReport:
             if kind is not None:
                 handles.append(module.register_forward_hook(counter.hook(name, kind)))
         # inference_mode(False): tensors keep the version counters that tell in-place changes of spikes
-        with eval_mode(model), torch.inference_mode(False):
+        with eval_mode(model), torch.inference_mode(False), _SpikeRearrangements(counter):
             images = sum(_run(model, batch) for batch in batches)
     finally:
         for handle in handles:
@@ -331,6 +334,31 @@ class _Counter:
         ):
             return None
         return counts.reshape(current.shape)
+
+
+# Functions that only move elements: applied to spike tensors, the same call on their counts gives the output's.
+_REARRANGEMENTS = frozenset({torch.cat, torch.concat, torch.stack, torch.pixel_shuffle, torch.pixel_unshuffle})
+
+
+class _SpikeRearrangements(TorchFunctionMode):
+    """Within the block, the output of a rearrangement (``_REARRANGEMENTS``) of recorded spike tensors only is
+    recorded as spikes too, with its counts rearranged by the same call."""
+
+    def __init__(self, counter: _Counter):
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        output = func(*args, **kwargs)  # this mode is off while it handles a call
+        if func in _REARRANGEMENTS and args:  # the tensors: a sequence (cat, stack) or one tensor (pixel ops)
+            first = args[0]
+            tensors = list(first) if isinstance(first, (list, tuple)) else [first]
+            counts = [self.counter._counts(t) if isinstance(t, torch.Tensor) else None for t in tensors]
+            if all(count is not None for count in counts):
+                counted = counts if isinstance(first, (list, tuple)) else counts[0]
+                self.counter._remember(output, func(counted, *args[1:], **kwargs))
+        return output
 
 
 def _constant(by_time: torch.Tensor) -> bool:
