@@ -44,7 +44,7 @@ from torch.overrides import TorchFunctionMode
 from ..convert import SpikingNetwork
 from ..errors import FastSNNError
 from ..model_context import device_of, eval_mode
-from ..neuron import IFNeuron, over_time
+from ..neuron import IFNeuron, constant_over_time, over_time
 from ..table import format_table
 
 PJ_MAC = 4.6  # pJ per 32-bit float multiply-accumulate, 45 nm (Horowitz, ISSCC 2014)
@@ -305,7 +305,7 @@ class _Counter:
             counts = self._counts(current)
             if counts is None:
                 tally.fed_by.add("analog")
-                tally.macs += images * dense * (1 if _constant(by_time) else self.T)
+                tally.macs += images * dense * (1 if constant_over_time(by_time) else self.T)
                 return
             tally.fed_by.add("spikes")
             if kind == "linear":
@@ -359,11 +359,6 @@ class _SpikeRearrangements(TorchFunctionMode):
                 counted = counts if isinstance(first, (list, tuple)) else counts[0]
                 self.counter._remember(output, func(counted, *args[1:], **kwargs))
         return output
-
-
-def _constant(by_time: torch.Tensor) -> bool:
-    """Whether ``by_time [T, B, ...]`` is the same at all T steps (always for the stem's ``[B, ...]`` expanded)."""
-    return by_time.shape[0] == 1 or by_time.stride(0) == 0 or bool((by_time == by_time[:1]).all())
 
 
 def _dense_macs(module: nn.Module, current: torch.Tensor, output: torch.Tensor) -> int:

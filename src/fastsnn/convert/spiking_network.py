@@ -69,17 +69,17 @@ class SpikingNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor):
         """``x [B, ...]`` -> body output averaged over T (same structure as the QANN's output)."""
-        plan = self._plan(x)
+        T, plan = self.T, self._plan(x)
         chunk = x.shape[0]
         if plan.largest_layer_bytes and not torch.is_grad_enabled() and x.device.type == "cpu":
             chunk = max(1, CHUNK_BYTES // plan.largest_layer_bytes)
         if chunk >= x.shape[0]:
-            return self._simulate(x, plan.constant_prefix)
-        return join_batches([self._simulate(part, plan.constant_prefix) for part in x.split(chunk)])
+            return self._simulate(x, T, plan.constant_prefix)
+        return join_batches([self._simulate(part, T, plan.constant_prefix) for part in x.split(chunk)])
 
-    def _simulate(self, x: torch.Tensor, constant_prefix: bool):
-        """``x [b, ...]`` -> body output averaged over T, all b images in one call."""
-        T, batch = self.T, x.shape[0]
+    def _simulate(self, x: torch.Tensor, T: int, constant_prefix: bool):
+        """``x [b, ...]`` -> body output averaged over the T steps, all b images in one call."""
+        batch = x.shape[0]
         if not constant_prefix:  # the image repeated at every step, [T*b, ...]
             x = x.unsqueeze(0).expand(T, *x.shape).reshape(T * batch, *x.shape[1:])
         with constant_current(batch):

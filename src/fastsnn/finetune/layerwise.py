@@ -28,7 +28,7 @@ from ..convert import SpikingNetwork
 from ..convert.memory_guard import runner
 from ..errors import FastSNNError
 from ..model_context import device_of, eval_mode
-from ..neuron import SURROGATES, IFNeuron, Surrogate
+from ..neuron import SURROGATES, IFNeuron, Surrogate, constant_over_time
 
 
 @dataclasses.dataclass
@@ -152,7 +152,7 @@ def _feeding_parameters(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Ten
     named = dict(snn.body.named_parameters())
     with _trainable(named.values()), torch.enable_grad():
         current, _ = _run_to(snn, neuron, images)
-        if not current.requires_grad or bool((current == current[:1]).all()):  # the same at every step
+        if not current.requires_grad or constant_over_time(current.detach()):
             return {}
         gradients = torch.autograd.grad(current.sum(), list(named.values()), allow_unused=True)
     used = zip(named.items(), gradients, strict=True)

@@ -1,7 +1,15 @@
 """Spiking neurons: pure multi-step dynamics and the IF neuron module."""
 
 from .dynamics import if_scan
-from .if_neuron import SURROGATES, IFNeuron, Surrogate, check_time_steps, constant_current, over_time
+from .if_neuron import (
+    SURROGATES,
+    IFNeuron,
+    Surrogate,
+    check_time_steps,
+    constant_current,
+    constant_over_time,
+    over_time,
+)
 from .surrogate import if_scan_surrogate
 
 __all__ = [
@@ -10,6 +18,7 @@ __all__ = [
     "Surrogate",
     "check_time_steps",
     "constant_current",
+    "constant_over_time",
     "if_scan",
     "if_scan_surrogate",
     "over_time",

@@ -54,6 +54,11 @@ def over_time(values: torch.Tensor, T: int) -> torch.Tensor:
     return values.reshape(T, -1, *values.shape[1:])
 
 
+def constant_over_time(by_time: torch.Tensor) -> bool:
+    """Whether ``by_time [T, B, ...]`` is the same at every step (a constant current's expansion always is)."""
+    return by_time.shape[0] == 1 or by_time.stride(0) == 0 or bool((by_time == by_time[:1]).all())
+
+
 class IFNeuron(nn.Module):
     """Integrate-and-fire neurons with soft reset over T steps folded into the batch.
 
