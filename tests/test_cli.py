@@ -223,7 +223,7 @@ def test_bad_input_exits_2_with_one_line(argv, culprit, capsys):
         (["train", "--batch-size", "0"], "--batch-size", ">= 1"),
         (["evaluate", "x.safetensors", "-T", "0"], "-T/--time-steps", ">= 1"),
         (["convert", "x.safetensors", "--out", "y.safetensors", "-T", "-3"], "-T/--time-steps", ">= 1"),
-        (["finetune", "x.safetensors", "--out", "y.safetensors", "--steps", "0"], "--steps", ">= 1"),
+        (["finetune", "x.safetensors", "--out", "y.safetensors", "--steps", "-1"], "--steps", ">= 0"),
         (["finetune", "x.safetensors", "--out", "y.safetensors", "--objective", "sgd"], "--objective", "ste"),
         (["evaluate", "x.safetensors", "--rate-norm", "101"], "--rate-norm", "(0, 100]"),
         (["analyze", "x.safetensors", "--limit", "0"], "--limit", ">= 1"),

@@ -8,7 +8,8 @@ where rate_l is the SNN's mean output θ·s over T and q_l the QANN's quantized 
 the float ANN the QANN was trained from, the *quantization* error mean |relu_l − q_l| / θ_l is
 reported beside it. One unit of e is a full threshold; one quantization step at T steps is 1/T.
 Beside the layers, the mean squared difference between each SNN's and the QANN's outputs
-(logits) summarises what the errors do to the result.
+(logits) summarises what the errors do to the result, and, given the task, so does the agreement
+(share of predictions equal to the QANN's).
 """
 
 import dataclasses
@@ -24,19 +25,22 @@ from ..errors import FastSNNError
 from ..model_context import device_of, eval_mode
 from ..quant import QuantReLU
 from ..table import format_table
+from ..tasks import Task
 from .activations import recorded_outputs
 
 
 @dataclasses.dataclass
 class ConversionErrors:
     """Mean normalised error per layer. ``accumulating[variant][i]`` belongs to ``layers[i]``;
-    ``output[variant]`` is the mean squared difference of the SNN's and the QANN's outputs."""
+    ``output[variant]`` is the mean squared difference of the SNN's and the QANN's outputs;
+    ``agreement[variant]`` the share of its predictions equal to the QANN's (None without a task)."""
 
     layers: list[str]
     samples: int
     quantization: list[float] | None
     accumulating: dict[str, list[float]]
     output: dict[str, float]
+    agreement: dict[str, float] | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -49,13 +53,14 @@ def conversion_errors(
     loader: Iterable,
     *,
     float_model: nn.Module | None = None,
+    task: Task | None = None,
 ) -> ConversionErrors:
     """Measure the per-layer error of each SNN in ``snns`` (e.g. ``{"unsigned": ..., "signed": ...}``)
     against ``qann`` over ``loader`` (batches of ``(images [B, C, H, W], labels)``).
 
     All SNNs must come from ``qann`` (same neuron paths). Each model runs on its own device, in eval
     mode during the call (its flags are restored on exit); SNN batches too large for free memory run
-    in chunks.
+    in chunks. With ``task`` the agreement of each SNN's predictions with the QANN's is measured too.
     """
     if not snns:
         raise FastSNNError("conversion_errors needs at least one SNN variant")
@@ -78,6 +83,7 @@ def conversion_errors(
     thresholds = {path: module.threshold.cpu() for path, module in next(iter(snns.values())).neurons()}
     totals = {name: torch.zeros(len(paths), dtype=torch.float64) for name in ["quantization", *snns]}
     output_totals, output_elements = dict.fromkeys(snns, 0.0), 0
+    agreements = {name: task.agreement_meter() for name in snns} if task is not None else None
     samples, order, runners = 0, None, None
     with eval_mode(qann, *snns.values(), *([float_model] if float_model is not None else [])):
         for images, *_ in loader:
@@ -95,6 +101,8 @@ def conversion_errors(
                     output = runners[name](images.to(device_of(snn))).cpu()
                 totals[name] += _summed_errors(rates, targets, thresholds, paths)
                 output_totals[name] += (output - reference).pow(2).sum().item()
+                if agreements is not None:
+                    agreements[name].update(task.decode(output), task.decode(reference))
             if float_modules is not None:
                 with recorded_outputs(float_modules) as activations:
                     float_model(images.to(device_of(float_model)))
@@ -113,6 +121,7 @@ def conversion_errors(
         quantization=[per_layer["quantization"][path] for path in order] if float_model is not None else None,
         accumulating={name: [per_layer[name][path] for path in order] for name in snns},
         output={name: total / output_elements for name, total in output_totals.items()},
+        agreement={name: meter.compute()["agreement"] for name, meter in agreements.items()} if agreements else None,
     )
 
 

@@ -108,6 +108,9 @@ def finetune(args) -> int:
         objective=args.objective,
         steps_per_layer=args.steps,
         lr=args.lr,
+        calibrate=not args.no_calibration,
+        end_to_end_steps=args.end_to_end_steps,
+        criterion=args.criterion,
         batch_size=args.batch_size,
         held_out=args.held_out,
         limit=args.limit,
@@ -117,7 +120,7 @@ def finetune(args) -> int:
         progress=not args.quiet,
     )
     print(format_reports(reports))
-    print(f"{args.out}: fine-tuned SNN ({sum(r.kept for r in reports)} of {len(reports)} layers kept)")
+    print(f"{args.out}: fine-tuned SNN ({sum(r.kept for r in reports)} of {len(reports)} corrections kept)")
     if args.json:
         print(f"results written to {write_json(args.json, [dataclasses.asdict(r) for r in reports])}")
     return 0

@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from .. import __version__
+from ..finetune import CRITERIA
 from ..models._layers import STEMS
 from ..neuron import SURROGATES
 from ..quant import MAX_BITS, MAX_WEIGHT_BITS, MIN_BITS, MIN_WEIGHT_BITS
@@ -122,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=commands.evaluate)
 
-    finetune = subcommands.add_parser("finetune", help="convert a QANN checkpoint and fine-tune the SNN layer by layer")
+    finetune = subcommands.add_parser(
+        "finetune", help="convert a QANN checkpoint and fine-tune the SNN (layer by layer, calibration, end to end)"
+    )
     finetune.add_argument("checkpoint", type=Path, help="a QANN checkpoint")
     finetune.add_argument(
         "--out", type=Path, required=True, help="where to write the fine-tuned SNN checkpoint (.safetensors)"
@@ -135,8 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="ste",
         help="ste: the paper's straight-through objective; bptt: through the T steps",
     )
-    finetune.add_argument("--steps", type=_int_in(1), default=100, help="optimizer steps per spiking layer")
+    finetune.add_argument(
+        "--steps", type=_int_in(0), default=100, help="layer-wise optimizer steps per spiking layer (0: none)"
+    )
     finetune.add_argument("--lr", type=_positive_float, default=1e-3)
+    finetune.add_argument(
+        "--no-calibration", action="store_true", help="skip the per-channel bias calibration after each layer"
+    )
+    finetune.add_argument(
+        "--end-to-end-steps", type=_int_in(0), default=0, help="steps of end-to-end distillation at the end (0: none)"
+    )
+    finetune.add_argument(
+        "--criterion",
+        choices=CRITERIA,
+        default="agreement",
+        help="keep a correction if held-out agreement with the QANN rises (ties: output MSE), or if the MSE falls",
+    )
     finetune.add_argument("--batch-size", type=_int_in(1), default=64)
     finetune.add_argument(
         "--held-out", type=_int_in(1), default=1000, help="last N training images that decide keep/revert"

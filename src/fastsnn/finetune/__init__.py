@@ -1,5 +1,5 @@
-"""Layer-wise fine-tuning of converted SNNs against their QANN."""
+"""Fine-tuning of converted SNNs against their QANN: layer-wise training, bias calibration, end-to-end distillation."""
 
-from .layerwise import LayerReport, finetune
+from .pipeline import CRITERIA, END_TO_END, Criterion, LayerReport, finetune
 
-__all__ = ["LayerReport", "finetune"]
+__all__ = ["CRITERIA", "END_TO_END", "Criterion", "LayerReport", "finetune"]

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..convert import convert
-from ..finetune import LayerReport, finetune
+from ..finetune import Criterion, LayerReport, finetune
 from ..neuron import Surrogate
 from ..table import format_table
 from .checkpoint import save_checkpoint
@@ -23,6 +23,9 @@ def finetune_checkpoint(
     objective: Surrogate = "ste",
     steps_per_layer: int = 100,
     lr: float = 1e-3,
+    calibrate: bool = True,
+    end_to_end_steps: int = 0,
+    criterion: Criterion = "agreement",
     batch_size: int = 64,
     held_out: int = 1000,
     limit: int | None = None,
@@ -32,11 +35,12 @@ def finetune_checkpoint(
     device: torch.device | None = None,
     progress: bool = True,
 ) -> list[LayerReport]:
-    """Convert the QANN at ``path``, fine-tune it layer by layer, write the SNN checkpoint to ``out``.
+    """Convert the QANN at ``path``, fine-tune it (:func:`fastsnn.finetune`), write the SNN checkpoint to ``out``.
 
     Tuning batches (shuffled with ``seed``) come from the training split minus its last ``held_out``
-    images, which decide keep/revert; ``limit`` caps the tuning images. The checkpoint records the
-    settings and the per-layer reports, which are also returned.
+    images, which decide keep/revert by ``criterion`` (agreement as the checkpoint's task defines it);
+    ``limit`` caps the tuning images. The checkpoint records the settings and the reports of every
+    correction, which are also returned.
     """
     device = device or default_device()
     checkpoint, qann = load_qann(path)
@@ -53,6 +57,10 @@ def finetune_checkpoint(
         objective=objective,
         steps_per_layer=steps_per_layer,
         lr=lr,
+        calibrate=calibrate,
+        end_to_end_steps=end_to_end_steps,
+        criterion=criterion,
+        task=checkpoint.spec.task,
         progress=progress,
         on_layer=reports.append,
     )
@@ -60,6 +68,9 @@ def finetune_checkpoint(
         "objective": objective,
         "steps_per_layer": steps_per_layer,
         "lr": lr,
+        "calibrate": calibrate,
+        "end_to_end_steps": end_to_end_steps,
+        "criterion": criterion,
         "batch_size": batch_size,
         "held_out": held_out,
         "limit": limit,
@@ -74,15 +85,21 @@ def finetune_checkpoint(
 
 
 def format_reports(reports: list[LayerReport]) -> str:
-    """One line per tuned layer: layer error and output error before → after, kept or reverted."""
-    rows = [("layer", "params", "layer |Δ|/θ before → after", "output MSE before → after", "")]
+    """One line per correction: layer error, output error and agreement before → after, kept or reverted."""
+    rows = [("layer", "correction", "params", "layer |Δ|/θ", "output MSE", "agreement %", "")]
     for r in reports:
+        layer = "–" if r.layer_error_before is None else f"{r.layer_error_before:.4f} → {r.layer_error_after:.4f}"
+        agreement = (
+            "–" if r.agreement_before is None else f"{100 * r.agreement_before:.2f} → {100 * r.agreement_after:.2f}"
+        )
         rows.append(
             (
                 r.layer,
+                r.correction,
                 str(len(r.parameters)),
-                f"{r.layer_error_before:.4f} → {r.layer_error_after:.4f}",
+                layer,
                 f"{r.output_error_before:.4g} → {r.output_error_after:.4g}",
+                agreement,
                 "kept" if r.kept else "reverted",
             )
         )

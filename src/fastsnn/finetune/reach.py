@@ -1,0 +1,92 @@
+"""Running a network only as far as one of its modules, and finding the parameters that feed a spiking layer."""
+
+import contextlib
+from collections.abc import Iterable, Iterator
+
+import torch
+from torch import nn
+
+from ..convert import SpikingNetwork
+from ..errors import FastSNNError
+from ..neuron import IFNeuron, constant_over_time
+
+
+class _Reached(Exception):
+    """Raised by a hook to stop the forward pass once the module has run (nothing after it matters)."""
+
+    def __init__(self, inputs: torch.Tensor, output: torch.Tensor):
+        super().__init__()
+        self.inputs, self.output = inputs, output
+
+
+def run_to(model: nn.Module, module: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First input and output of ``module`` in ``model(images)``, running ``model`` only up to it.
+
+    For a spiking layer the input (its current) comes as ``[T, B, ...]``, the output as ``[T*B, ...]``.
+    A :class:`SpikingNetwork` runs with autograd enabled (a graph is recorded only for parameters
+    that require gradients), so that it simulates the batch whole: its cache-sized chunks would stop
+    at the first chunk.
+    """
+
+    def stop(_module, inputs, output):
+        current = module.over_time(inputs[0]) if isinstance(module, IFNeuron) else inputs[0]  # [B] if constant
+        raise _Reached(current, output)
+
+    handle = module.register_forward_hook(stop)
+    try:
+        with torch.set_grad_enabled(torch.is_grad_enabled() or isinstance(model, SpikingNetwork)):
+            model(images)
+    except _Reached as reached:
+        return reached.inputs, reached.output
+    finally:
+        handle.remove()
+    raise FastSNNError(f"the module {type(module).__name__} did not run in the forward pass")
+
+
+def feeding_parameters(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Tensor) -> dict[str, nn.Parameter]:
+    """The body's parameters that ``neuron``'s input current depends on (spikes carry no gradient)."""
+    named = dict(snn.body.named_parameters())
+    with trainable(named.values()):
+        current, _ = run_to(snn, neuron, images)
+        if not current.requires_grad:
+            return {}
+        gradients = torch.autograd.grad(current.sum(), list(named.values()), allow_unused=True)
+    used = zip(named.items(), gradients, strict=True)
+    return {name: parameter for (name, parameter), gradient in used if gradient is not None}
+
+
+def is_exact(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Tensor) -> bool:
+    """Whether ``neuron``'s input current is the same at every time step (driven by the analog input
+    only): then its rate is its QANN's activation exactly, and there is nothing to correct."""
+    with torch.no_grad():
+        current, _ = run_to(snn, neuron, images)
+    return constant_over_time(current)
+
+
+@contextlib.contextmanager
+def trainable(parameters: Iterable[nn.Parameter]) -> Iterator[None]:
+    """Within the block ``parameters`` require gradients and autograd is on; afterwards they do not."""
+    parameters = list(parameters)
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(False)
+            parameter.grad = None
+
+
+def cycle(loader: Iterable, device: torch.device) -> Iterator[torch.Tensor]:
+    """Endless stream of image batches on ``device`` from ``loader`` (``(images, labels)``), epoch after epoch.
+
+    Not itertools.cycle, which would keep every batch in memory instead of re-iterating the loader.
+    """
+    while True:
+        empty = True
+        for images, *_ in loader:
+            empty = False
+            yield images.to(device)
+        if empty:
+            raise FastSNNError("fine-tuning got an empty loader")
