@@ -7,8 +7,15 @@ import torch
 from torch import nn
 
 from fastsnn import convert, quantize
-from fastsnn.analysis import ConversionErrors, conversion_errors, format_conversion_errors, plot_conversion_errors
+from fastsnn.analysis import (
+    ConversionErrors,
+    compare_models,
+    conversion_errors,
+    format_conversion_errors,
+    plot_conversion_errors,
+)
 from fastsnn.errors import FastSNNError
+from fastsnn.tasks import Classification
 from helpers import dyadic, loader_of, random_dyadic_network, random_qann
 
 
@@ -78,3 +85,16 @@ def test_refuses_variants_from_different_networks_and_models_without_the_layers(
         conversion_errors(second, {"a": convert(second)}, images, float_model=first[:5])
     with pytest.raises(FastSNNError, match="at least one"):
         conversion_errors(first, {}, images)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_agreement_given_a_task_is_compare_models_agreement(seed):
+    qann = random_qann("resnet20", seed)
+    snns = {"unsigned": convert(qann, signed=False), "signed": convert(qann, signed=True)}
+    data = loader_of(torch.randn(96, 1, 12, 12), 32)
+    errors = conversion_errors(qann, snns, data, task=Classification())
+    assert conversion_errors(qann, snns, data).agreement is None
+    models = {("QANN", None): qann} | {(name, 3): snn for name, snn in snns.items()}
+    rows = compare_models(models, data, progress=False)["rows"]
+    assert errors.agreement == {row["model"]: row["agreement"] for row in rows[1:]}
+    assert max(errors.agreement.values()) < 1, "cases where the SNNs disagree somewhere"
