@@ -106,6 +106,11 @@ def test_finetune_analyze_and_evaluate_with_baselines(trained, tmp_path, capsys)
             "2",
             "--objective",
             "bptt",
+            "--calibrate",
+            "--end-to-end-steps",
+            "2",
+            "--criterion",
+            "mse",
             "--json",
             str(tmp_path / "layers.json"),
             "--quiet",
@@ -115,9 +120,11 @@ def test_finetune_analyze_and_evaluate_with_baselines(trained, tmp_path, capsys)
     layers = json.loads((tmp_path / "layers.json").read_text())
     checkpoint = load_checkpoint(tuned)
     assert checkpoint.spec.snn == {"T": 3, "signed": True}
-    assert (
-        checkpoint.training["finetune"]["objective"] == "bptt" and checkpoint.training["finetune"]["layers"] == layers
-    )
+    settings = checkpoint.training["finetune"]
+    assert settings["objective"] == "bptt" and settings["layers"] == layers
+    assert (settings["calibrate"], settings["end_to_end_steps"], settings["criterion"]) == (True, 2, "mse")
+    assert {"layer-wise", "calibration", "end-to-end"} <= {layer["correction"] for layer in layers}
+    assert all(layer["agreement_before"] is None for layer in layers), "criterion mse: no agreement measured"
     assert "kept" in capsys.readouterr().out or all(not layer["kept"] for layer in layers)
 
     report = tmp_path / "results.json"

@@ -77,7 +77,6 @@ def test_end_to_end_phase_reduces_an_injected_systematic_error():
         loader_of(points[:-512], 64, shuffle=True),
         held_out=held_out,
         steps_per_layer=0,
-        calibrate=False,
         end_to_end_steps=200,
         end_to_end_lr=3e-3,
         criterion="mse",

@@ -58,6 +58,7 @@ def test_every_correction_is_kept_only_if_the_held_out_criterion_improves(name, 
         objective=objective,
         steps_per_layer=4,
         lr=1e-2,
+        calibrate=True,
         end_to_end_steps=4,
         end_to_end_lr=1e-2,
         criterion=criterion,
@@ -103,10 +104,9 @@ def test_each_layer_tunes_exactly_the_parameters_feeding_it():
         loader_of(torch.randn(32, 1, 12, 12), 16),
         held_out=loader_of(torch.randn(16, 1, 12, 12), 16),
         steps_per_layer=1,
-        calibrate=False,
         progress=False,
     )
-    assert {r.correction for r in reports} == {"layer-wise"}
+    assert {r.correction for r in reports} == {"layer-wise"}, "by default: no calibration, no end-to-end phase"
     by_layer = {r.layer: set(r.parameters) for r in reports}
     assert "stem.2" not in by_layer, "the first spiking layer sees the analog input and is exact"
     block = "stages.1.0."
@@ -161,7 +161,6 @@ def test_tuning_absorbs_a_systematic_sequential_error():
             objective=objective,
             steps_per_layer=150,
             lr=1e-2,
-            calibrate=False,
             criterion="mse",
             progress=False,
         )

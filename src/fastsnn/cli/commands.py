@@ -108,7 +108,7 @@ def finetune(args) -> int:
         objective=args.objective,
         steps_per_layer=args.steps,
         lr=args.lr,
-        calibrate=not args.no_calibration,
+        calibrate=args.calibrate,
         end_to_end_steps=args.end_to_end_steps,
         criterion=args.criterion,
         batch_size=args.batch_size,

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     finetune.add_argument("--lr", type=_positive_float, default=1e-3)
     finetune.add_argument(
-        "--no-calibration", action="store_true", help="skip the per-channel bias calibration after each layer"
+        "--calibrate", action="store_true", help="also shift each layer's per-channel bias by its mean error"
     )
     finetune.add_argument(
         "--end-to-end-steps", type=_int_in(0), default=0, help="steps of end-to-end distillation at the end (0: none)"

@@ -23,7 +23,7 @@ def finetune_checkpoint(
     objective: Surrogate = "ste",
     steps_per_layer: int = 100,
     lr: float = 1e-3,
-    calibrate: bool = True,
+    calibrate: bool = False,
     end_to_end_steps: int = 0,
     criterion: Criterion = "agreement",
     batch_size: int = 64,
