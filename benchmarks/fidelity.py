@@ -6,9 +6,10 @@ test split (the first ``--long-test-limit`` images at T ≥ 15, whose simulation
 float ANN, QANN, SNN unsigned, SNN signed, and the signed SNN fine-tuned by each variant of
 :data:`VARIANTS` (the ablation: the previous budget, the layer-wise budget of ``fastsnn finetune``, the
 agreement criterion, bias calibration, the end-to-end phase); accuracy and agreement with the QANN,
-the fine-tuning budget (images per layer) and its wall time. The full ablation runs at T = 3; at
-larger T only ``--long-variants``. Optionally (``--baseline-limit``) rate-norm conversion of the float
-ANN at T, 4T and 16T on the first test images; at b = 2, the per-layer conversion error.
+the fine-tuning budget (images per layer) and its wall time. The full ablation (``--variants``) runs
+at the smallest T; at larger T only ``--long-variants``. Optionally (``--baseline-limit``) rate-norm
+conversion of the float ANN at T, 4T and 16T on the first test images; at b = 2, the per-layer
+conversion error.
 
 Everything is recorded in ``--json`` (settings, seeds, per-phase wall times, device) after each run.
 Running again with the same measurement settings keeps the runs already in ``--json`` (``--fresh``
@@ -60,13 +61,15 @@ VARIANTS = {
     "layer-wise 30×32, MSE": {"steps_per_layer": 30, "batch": 32, "calibrate": False, "criterion": "mse"},
     "layer-wise 100×64, MSE": {"steps_per_layer": 100, "batch": 64, "calibrate": False, "criterion": "mse"},
     "+ agreement criterion": {"steps_per_layer": 100, "batch": 64, "calibrate": False},
+    "+ agreement criterion, 400×128": {"steps_per_layer": 400, "batch": 128, "calibrate": False},  # ≈ 1 epoch/layer
     "+ calibration": {"steps_per_layer": 100, "batch": 64, "calibrate": True},
     "+ end-to-end": {"steps_per_layer": 100, "batch": 64, "calibrate": True, "end_to_end_steps": 120},
 }
 DEFAULT = "+ agreement criterion"
+ABLATION = [name for name in VARIANTS if name != "+ agreement criterion, 400×128"]  # --variants default
 AIM = 99.5  # agreement with the QANN, % (the fidelity issue's target at T = 3, 7, 15)
 # settings that do not change what is measured (where results go, which runs are asked for)
-NOT_MEASURED = {"datasets", "models", "runs", "json", "markdown", "plots", "render_only", "progress", "fresh"}
+NOT_MEASURED = {"datasets", "models", "runs", "json", "markdown", "plots", "render_only", "progress", "fresh", "add_to"}
 RATE_NORM_PERCENTILES = (100.0, 99.9)
 BASELINE_SCALES = (1, 4, 16)
 HERE = Path(__file__).parent
@@ -76,6 +79,9 @@ def main() -> None:
     args = _arguments()
     if not args.render_only:
         run(args)
+    if args.add_to:
+        merge_into(args.add_to, json.loads(args.json.read_text()))
+        args.json = args.add_to
     results = json.loads(args.json.read_text())
     markdown = markdown_table(results)
     args.markdown.write_text(markdown + "\n")
@@ -117,6 +123,32 @@ def run(args) -> None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=1) + "\n")
     print(f"total wall time {results['wall_seconds'] / 60:.1f} min (runs kept from --json included)")
+
+
+def merge_into(path: Path, supplement: dict) -> None:
+    """Add the fine-tuned rows of ``supplement``'s runs (e.g. a variant measured later at T = 7 and 15)
+    to the runs of the JSON at ``path`` with the same data set, model and T, or add whole runs it lacks.
+    Rows and reports already there are kept; the supplement's settings are recorded beside them."""
+    results = json.loads(path.read_text())
+    for new in supplement["runs"]:
+        same = [
+            e for e in results["runs"] if (e["dataset"], e["model"], e["T"]) == (new["dataset"], new["model"], new["T"])
+        ]
+        if not same:
+            results["runs"].append(new)
+            continue
+        entry = same[0]
+        if entry["test"]["samples"] != new["test"]["samples"]:
+            raise SystemExit(f"{path}: {new['dataset']} {new['model']} T={new['T']} was measured on other test images")
+        names = {r["model"] for r in entry["test"]["rows"]}
+        entry["test"]["rows"] += [r for r in new["test"]["rows"] if r["model"] not in names]
+        entry["finetuning"] = new["finetuning"] | entry["finetuning"]
+    results["variants"] = results.get("variants", {}) | supplement.get("variants", {})
+    results.setdefault("supplements", []).append(
+        {"settings": supplement["settings"], "wall_seconds": supplement["wall_seconds"]}
+    )
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"merged into {path}")
 
 
 def _measured(settings: dict) -> dict:
@@ -161,7 +193,7 @@ def benchmark_run(dataset: str, model: str, args, device: torch.device) -> list[
         T = levels(bits)
         qann = load_checkpoint(stage_checkpoint(config.out_dir, bits)).build_model().to(device)
         signed = convert(qann, signed=True)
-        variants = list(VARIANTS) if T == levels(min(args.bits)) else args.long_variants
+        variants = args.variants if T == levels(min(args.bits)) else args.long_variants
         tuned, finetuning = {}, {}
         for variant in variants:
             options = dict(VARIANTS[variant])
@@ -360,11 +392,18 @@ def _arguments():
     parser.add_argument("--epochs", type=int, default=1, help="epochs of the 4- and 3-bit stages")
     parser.add_argument("--final-epochs", type=int, default=3, help="epochs of the last (2-bit) stage")
     parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        help="fine-tuning variants at the smallest T",
+    )
+    parser.add_argument(
         "--long-variants",
         nargs="+",
         default=[next(iter(VARIANTS)), DEFAULT],
         choices=list(VARIANTS),
-        help="fine-tuning variants measured at T > 3 (all of them at T = 3)",
+        help="fine-tuning variants measured at T > 3",
     )
     parser.add_argument("--held-out", type=int, default=1000)
     parser.add_argument("--long-test-limit", type=int, default=2000, help="test images at T ≥ 15")
@@ -380,6 +419,9 @@ def _arguments():
     parser.add_argument("--markdown", type=Path, default=HERE / "results" / "fidelity.md")
     parser.add_argument("--plots", type=Path, default=HERE / "results")
     parser.add_argument("--render-only", action="store_true", help="only rewrite the table and plots from --json")
+    parser.add_argument(
+        "--add-to", type=Path, help="then merge the rows measured here into this JSON (same data set, model and T)"
+    )
     parser.add_argument("--fresh", action="store_true", help="measure every run again, discarding those in --json")
     parser.add_argument("--progress", action="store_true", help="progress bars")
     return parser.parse_args()
