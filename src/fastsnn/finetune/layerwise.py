@@ -18,7 +18,7 @@ from torch import nn
 from ..convert import SpikingNetwork
 from ..model_context import device_of
 from ..neuron import Surrogate
-from .reach import run_to, trainable
+from .reach import run_to, surrogates, trainable
 
 
 def train_layer(
@@ -39,18 +39,14 @@ def train_layer(
     """
     neuron, target_module = snn.body.get_submodule(layer), qann.get_submodule(layer)
     optimizer = torch.optim.Adam(parameters.values(), lr=lr)
-    neuron.surrogate = objective
-    try:
-        with trainable(parameters.values()):
-            for _ in range(steps):
-                images = next(batches)
-                with torch.no_grad():
-                    _, target = run_to(qann, target_module, images.to(device_of(qann)))
-                _, output = run_to(snn, neuron, images)
-                rate = neuron.average_over_time(output)
-                loss = ((rate - target.to(rate.device)) / neuron.threshold).pow(2).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-    finally:
-        neuron.surrogate = None
+    with surrogates([neuron], objective), trainable(parameters.values()):
+        for _ in range(steps):
+            images = next(batches)
+            with torch.no_grad():
+                _, target = run_to(qann, target_module, images.to(device_of(qann)))
+            _, output = run_to(snn, neuron, images)
+            rate = neuron.average_over_time(output)
+            loss = ((rate - target.to(rate.device)) / neuron.threshold).pow(2).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()

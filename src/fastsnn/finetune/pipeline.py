@@ -37,7 +37,7 @@ from ..tasks import Classification, Task
 from .calibration import calibrate_layer
 from .end_to_end import distill
 from .layerwise import train_layer
-from .reach import cycle, feeding_parameters, is_exact
+from .reach import cycle, feeding_parameters
 
 Criterion = Literal["agreement", "mse"]
 CRITERIA: tuple[Criterion, ...] = ("agreement", "mse")
@@ -132,8 +132,8 @@ def finetune(
         )
         feeding_exact: set[str] = set()
         for layer, neuron in tqdm(tuned.neurons(), desc=f"fine-tune ({objective})", disable=not progress, leave=False):
-            parameters = feeding_parameters(tuned, neuron, probe)
-            if is_exact(tuned, neuron, probe):  # driven by the analog input: nothing to correct
+            parameters, exact = feeding_parameters(tuned, neuron, probe)
+            if exact:  # driven by the analog input: nothing to correct
                 feeding_exact |= set(parameters)
                 continue
             if steps_per_layer:

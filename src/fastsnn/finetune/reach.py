@@ -8,7 +8,7 @@ from torch import nn
 
 from ..convert import SpikingNetwork
 from ..errors import FastSNNError
-from ..neuron import IFNeuron, constant_over_time
+from ..neuron import IFNeuron, Surrogate, constant_over_time
 
 
 class _Reached(Exception):
@@ -43,24 +43,21 @@ def run_to(model: nn.Module, module: nn.Module, images: torch.Tensor) -> tuple[t
     raise FastSNNError(f"the module {type(module).__name__} did not run in the forward pass")
 
 
-def feeding_parameters(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Tensor) -> dict[str, nn.Parameter]:
-    """The body's parameters that ``neuron``'s input current depends on (spikes carry no gradient)."""
+def feeding_parameters(
+    snn: SpikingNetwork, neuron: IFNeuron, images: torch.Tensor
+) -> tuple[dict[str, nn.Parameter], bool]:
+    """The body's parameters that ``neuron``'s input current depends on (spikes carry no gradient),
+    and whether that current is the same at every time step (driven by the analog input only: then
+    the layer's rate is its QANN's activation exactly, and there is nothing to correct)."""
     named = dict(snn.body.named_parameters())
     with trainable(named.values()):
         current, _ = run_to(snn, neuron, images)
+        exact = constant_over_time(current.detach())
         if not current.requires_grad:
-            return {}
+            return {}, exact
         gradients = torch.autograd.grad(current.sum(), list(named.values()), allow_unused=True)
     used = zip(named.items(), gradients, strict=True)
-    return {name: parameter for (name, parameter), gradient in used if gradient is not None}
-
-
-def is_exact(snn: SpikingNetwork, neuron: IFNeuron, images: torch.Tensor) -> bool:
-    """Whether ``neuron``'s input current is the same at every time step (driven by the analog input
-    only): then its rate is its QANN's activation exactly, and there is nothing to correct."""
-    with torch.no_grad():
-        current, _ = run_to(snn, neuron, images)
-    return constant_over_time(current)
+    return {name: parameter for (name, parameter), gradient in used if gradient is not None}, exact
 
 
 @contextlib.contextmanager
@@ -90,3 +87,18 @@ def cycle(loader: Iterable, device: torch.device) -> Iterator[torch.Tensor]:
             yield images.to(device)
         if empty:
             raise FastSNNError("fine-tuning got an empty loader")
+
+
+@contextlib.contextmanager
+def surrogates(neurons: Iterable[IFNeuron], objective: Surrogate | None) -> Iterator[None]:
+    """Within the block ``neurons`` back-propagate through ``objective`` (None: their spikes carry no
+    gradient, and the plain scan runs); afterwards they are as they were."""
+    neurons = list(neurons)
+    before = [neuron.surrogate for neuron in neurons]
+    for neuron in neurons:
+        neuron.surrogate = objective
+    try:
+        yield
+    finally:
+        for neuron, surrogate in zip(neurons, before, strict=True):
+            neuron.surrogate = surrogate
