@@ -1,6 +1,8 @@
-"""The public data API: names, infos, data root, normalisation and augmentation."""
+"""The public data API: the registry, names, infos, data root, normalisation and augmentation."""
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +10,16 @@ import pytest
 import torch
 
 import fastsnn.data.fashion_mnist as fashion
-from fastsnn.data import DatasetInfo, dataset_info, default_data_root, fetch_dataset, list_datasets, load_dataset
+from fastsnn.data import (
+    DatasetInfo,
+    dataset_info,
+    default_data_root,
+    fetch_dataset,
+    list_datasets,
+    load_dataset,
+    register_dataset,
+    registry,
+)
 from fastsnn.errors import DataError, FastSNNError
 
 CLASSIFICATION = ["cifar10", "cifar100", "fashion-mnist", "imagenet", "mnist"]
@@ -22,6 +33,78 @@ def test_list_datasets_is_sorted_and_complete_with_each_sets_task():
     assert {name: dataset_info(name).task for name in NAMES} == dict.fromkeys(
         CLASSIFICATION, "classification"
     ) | dict.fromkeys(SEGMENTATION, "segmentation") | dict.fromkeys(DETECTION, "detection")
+
+
+def test_importing_fastsnn_data_registers_every_set_and_no_workflow():
+    code = (
+        "import sys, fastsnn.data as data; "
+        "print(data.list_datasets(), any(m.startswith('fastsnn.workflows') for m in sys.modules))"
+    )
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert printed.strip() == f"{NAMES} False"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_registered_set_has_its_info_loader_and_fetcher(name):
+    entry = registry.registered_dataset(name)
+    assert entry.info is dataset_info(name) and entry.info.name == name
+    assert callable(entry.load) and callable(entry.fetch)
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """The registry, restored after the test."""
+    monkeypatch.setattr(registry, "_DATASETS", dict(registry._DATASETS))
+
+
+def fetch_tiny(root, *, download):
+    return f"tiny in {root} (download={download})"
+
+
+def test_a_registered_set_is_loaded_and_fetched_through_its_own_functions(scratch_registry, tmp_path):
+    info = DatasetInfo("tiny", 1, 2, 4, (0.5,), (0.25,))
+    calls = []
+
+    @register_dataset(info, fetch=fetch_tiny)
+    def load_tiny(root, *, train, augment):
+        calls.append((root, train, augment))
+        return [train]
+
+    assert load_tiny.__name__ == "load_tiny"  # the decorator returns the loader itself
+    assert "tiny" in list_datasets() and dataset_info("tiny") is info
+    assert load_dataset("tiny", train=True, root=tmp_path, augment=True) == [True]
+    assert calls == [(tmp_path, True, True)]
+    assert fetch_dataset("tiny", root=tmp_path, download=False) == f"tiny in {tmp_path} (download=False)"
+
+
+def test_the_registry_refuses_a_duplicate_name(scratch_registry):
+    before = dict(registry._DATASETS)
+    with pytest.raises(ValueError, match="a data set named 'mnist' is already registered"):
+        register_dataset(dataclasses.replace(dataset_info("mnist"), num_classes=3), load=list, fetch=fetch_tiny)
+    assert registry._DATASETS == before and dataset_info("mnist").num_classes == 10
+
+
+@pytest.mark.parametrize(
+    "arguments, culprit",
+    [
+        ({"load": None, "fetch": fetch_tiny}, None),  # no loader: a decorator still waiting for one
+        ({"load": list, "fetch": None}, "the fetcher of data set 'tiny' must be callable"),
+        ({"load": "tiny.py", "fetch": fetch_tiny}, "the loader of data set 'tiny' must be callable"),
+    ],
+)
+def test_a_set_without_loader_or_fetcher_is_not_registered(scratch_registry, arguments, culprit):
+    info = DatasetInfo("tiny", 1, 2, 4, (0.5,), (0.25,))
+    if culprit is None:
+        assert callable(register_dataset(info, **arguments))
+    else:
+        with pytest.raises(TypeError, match=culprit):
+            register_dataset(info, **arguments)
+    assert "tiny" not in list_datasets()
+
+
+def test_registering_needs_a_dataset_info(scratch_registry):
+    with pytest.raises(TypeError, match="register_dataset expects a DatasetInfo, got str"):
+        register_dataset("tiny", load=list, fetch=fetch_tiny)
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def test_images_are_normalised_as_the_segmentation_scenes(root):
         assert torch.equal(image, segmentation_set[index][0])
         expected = (boxes_set.scene(index).image.float() / 255 - info.mean[0]) / info.std[0]
         assert torch.allclose(image[0], expected, atol=1e-5)
-    images = fashion.load_fashion_mnist(root, train=False, transform=None)
+    images = fashion.load_fashion_mnist(root, train=False)
     scene = compose_scene(images.images, images.labels, 3, config=SMALL, split_seed=TEST_SPLIT)
     assert torch.equal(boxes_set.scene(3).boxes, scene.boxes)  # test scenes come from the test items
 

@@ -32,7 +32,7 @@ def no_system_copy(monkeypatch):
 def tiny(tmp_path, no_system_copy):
     """Train and test splits of the tiny IDX stand-in: classes 0 and 1 stay below the threshold of 64."""
     root = write_tiny_fashion_mnist(tmp_path, train=64, test=32)
-    train = fashion.load_fashion_mnist(root, train=True, transform=None)
+    train = fashion.load_fashion_mnist(root, train=True)
     return root, train.images, train.labels
 
 
@@ -162,7 +162,7 @@ def write_split_source(root):
 def test_train_scenes_use_train_items_and_test_scenes_test_items(tmp_path, no_system_copy):
     write_split_source(tmp_path)
     for train, value, classes, count in ((True, 101, range(1, 6), 40), (False, 200, range(6, 11), 24)):
-        source = fashion.load_fashion_mnist(tmp_path, train=train, transform=None)
+        source = fashion.load_fashion_mnist(tmp_path, train=train)
         dataset = load_scenes("fashion-mnist", tmp_path, train=train, config=SMALL)
         assert len(dataset) == (SMALL.train_scenes if train else SMALL.test_scenes)
         for i in range(len(dataset)):

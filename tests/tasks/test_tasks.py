@@ -1,9 +1,16 @@
-"""Tasks: losses, decoding and metrics, checked against direct computations."""
+"""Tasks: model options from the training set, losses, decoding and metrics, checked against direct computations."""
+
+import json
 
 import pytest
 import torch
+from torch.utils.data import Dataset
 
-from fastsnn.tasks import Classification, Segmentation, create_task
+from fastsnn.data import DatasetInfo, dataset_info
+from fastsnn.errors import DataError
+from fastsnn.tasks import Classification, Detection, Segmentation, create_task, detection
+from fastsnn.tasks.anchors import VOC_ANCHORS, box_sizes, kmeans_anchors
+from fastsnn.tasks.boxes import pad_objects
 from fastsnn.tasks.segmentation import IGNORE_INDEX
 
 
@@ -79,3 +86,79 @@ def test_agreement_counts_images_for_classification_and_pixels_for_segmentation(
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="unknown task 'depth'"):
         create_task("depth", num_classes=2)
+
+
+class RandomBoxes(Dataset):
+    """A detection set of ``len(counts)`` blank 1 x 64 x 64 images; item ``i`` holds ``counts[i]`` random boxes of
+    4..60 px, all from ``seed``."""
+
+    def __init__(self, counts, *, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        self.targets = []
+        for count in counts:
+            corners = torch.rand(count, 2, generator=generator) * 4
+            sizes = 4 + torch.rand(count, 2, generator=generator) * 56
+            labels = torch.randint(0, 2, (count,), generator=generator)
+            boxes = torch.cat((corners, corners + sizes), 1)
+            self.targets.append(pad_objects(boxes, labels, where=f"random image {len(self.targets)}"))
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, index):
+        return torch.zeros(1, 64, 64), self.targets[index]
+
+
+class Unreadable(Dataset):
+    """A training set that must not be read."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, index):
+        raise AssertionError("the task read the training set")
+
+
+BOXES = DatasetInfo("boxes", 1, 2, 64, (0.5,), (0.25,), "detection")
+
+
+def as_json(anchors):
+    return [[float(w), float(h)] for w, h in anchors]
+
+
+@pytest.mark.parametrize("task", [Classification(10), Segmentation(3)])
+def test_classification_and_segmentation_derive_no_model_options_and_read_nothing(task):
+    assert task.prepare(Unreadable(), dataset_info("mnist")) == {}
+
+
+@pytest.mark.parametrize("anchors", [VOC_ANCHORS, ((1.0, 1.0), (2.5, 4.0), (6.0, 3.0))])
+def test_detection_anchors_are_the_k_means_of_the_training_boxes(anchors):
+    train_set = RandomBoxes([3, 0, 2, 4, 1, 3, 2, 4])
+    task = create_task("detection", num_classes=2, anchors=anchors)
+    prepared = task.prepare(train_set, BOXES)
+    expected = kmeans_anchors(box_sizes(train_set), count=len(anchors), stride=32)
+    assert prepared == {"anchors": as_json(expected)} and len(prepared["anchors"]) == len(anchors)
+    assert json.loads(json.dumps(prepared)) == prepared  # recorded in checkpoints as JSON
+
+
+def test_detection_anchors_cluster_the_first_anchor_items_only(monkeypatch):
+    monkeypatch.setattr(detection, "ANCHOR_ITEMS", 6)
+    train_set = RandomBoxes([2] * 10, seed=1)
+    prepared = Detection(2).prepare(train_set, BOXES)
+    assert prepared == {"anchors": as_json(kmeans_anchors(box_sizes(train_set, limit=6)))}
+    assert prepared != {"anchors": as_json(kmeans_anchors(box_sizes(train_set, limit=10)))}
+
+
+def test_a_data_set_that_declares_anchors_gets_exactly_those():
+    declared = ((0.5, 0.75), (3.0, 2.0))
+    info = DatasetInfo("published", 3, 2, 64, (0.5,) * 3, (0.25,) * 3, "detection", anchors=declared)
+    assert Detection(2).prepare(Unreadable(), info) == {"anchors": [[0.5, 0.75], [3.0, 2.0]]}
+    voc = dataset_info("voc-det")
+    assert voc.anchors == VOC_ANCHORS
+    assert Detection(voc.num_classes).prepare(Unreadable(), voc) == {"anchors": as_json(VOC_ANCHORS)}
+
+
+def test_too_few_boxes_for_the_anchors_name_the_data_set():
+    with pytest.raises(DataError, match=r"^data set boxes: its first 3 training items hold 4 boxes, too few") as caught:
+        Detection(2).prepare(RandomBoxes([1, 0, 3]), BOXES)
+    assert "\n" not in str(caught.value)

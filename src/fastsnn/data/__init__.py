@@ -7,11 +7,23 @@
 
 Files live under :func:`default_data_root` (``$FASTSNN_DATA`` or
 ``~/.cache/fastsnn``) unless ``root`` is given. Every user-facing problem
-raises :class:`fastsnn.errors.DataError`.
+raises :class:`fastsnn.errors.DataError`. Each data set registers itself
+(:func:`register_dataset`) in the module of its loader; importing this package
+imports them all.
 """
 
-from fastsnn.data.info import DatasetInfo, dataset_info, list_datasets
-from fastsnn.data.registry import fetch_dataset, load_dataset
+from fastsnn.data import (  # noqa: F401 - each module registers its data sets
+    detection_sets,
+    fashion_mnist,
+    mnist,
+    scene_boxes,
+    scenes,
+    segmentation_sets,
+    torchvision_sets,
+    trees,
+)
+from fastsnn.data.info import DatasetInfo
+from fastsnn.data.registry import dataset_info, fetch_dataset, list_datasets, load_dataset, register_dataset
 from fastsnn.data.root import default_data_root
 
 __all__ = [
@@ -21,4 +33,5 @@ __all__ = [
     "fetch_dataset",
     "list_datasets",
     "load_dataset",
+    "register_dataset",
 ]

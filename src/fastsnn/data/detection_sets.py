@@ -39,7 +39,8 @@ from torchvision import tv_tensors
 from torchvision.datasets import VOCDetection
 from torchvision.transforms import v2
 
-from fastsnn.data.info import dataset_info
+from fastsnn.data.info import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
+from fastsnn.data.registry import register_dataset
 from fastsnn.data.report import DataReport
 from fastsnn.data.segmentation_sets import (
     _SPLITS,
@@ -50,9 +51,13 @@ from fastsnn.data.segmentation_sets import (
 )
 from fastsnn.data.transforms import refuse_test_augment
 from fastsnn.errors import DataError
+from fastsnn.tasks.anchors import VOC_ANCHORS
 from fastsnn.tasks.boxes import check_objects, pad_objects
 
 VOC_DETECTION_CLASSES = VOC_CLASSES[1:]  # no background: labels 0..19
+# image_size is the letterbox / training crop; VOC publishes YOLOv2's anchors (darknet's yolo-voc.cfg)
+VOC_DETECTION = DatasetInfo("voc-det", 3, 20, 320, IMAGENET_MEAN, IMAGENET_STD, "detection", anchors=VOC_ANCHORS)
+COCO = DatasetInfo("coco", 3, 80, 320, IMAGENET_MEAN, IMAGENET_STD, "detection")
 COCO_URL = "https://cocodataset.org/#download"
 JITTER = (0.5, 1.5)
 
@@ -69,10 +74,9 @@ def _labels_of(inputs: tuple) -> torch.Tensor:
     return inputs[2]
 
 
-def detection_transform(name: str, size: int, *, augment: bool) -> v2.Compose:
+def detection_transform(info: DatasetInfo, size: int, *, augment: bool) -> v2.Compose:
     """``(Image uint8 [3, H, W], BoundingBoxes [n, 4] XYXY, labels [n])`` -> ``(float32 [3, size, size],
-    boxes [m, 4], labels [m])``, normalised with ``dataset_info(name)``; see the module docstring."""
-    info = dataset_info(name)
+    boxes [m, 4], labels [m])``, normalised with ``info.mean/std``; see the module docstring."""
     if augment:
         geometry = [
             v2.ScaleJitter((size, size), scale_range=JITTER, antialias=True),
@@ -189,7 +193,7 @@ class CocoObjects(DetectionFiles):
     def __init__(self, annotation_file: str | Path, folder: str | Path, *, transform: Callable) -> None:
         self.annotation_file = Path(annotation_file)
         categories, files, rows = _coco_index(self.annotation_file)
-        expected = dataset_info("coco").num_classes
+        expected = COCO.num_classes
         if len(categories) != expected:
             raise DataError(
                 f"{self.annotation_file} lists {len(categories)} categories; the 'coco' data set has the "
@@ -273,33 +277,6 @@ def _coco_files(root: Path, split: str) -> tuple[Path, Path]:
     return annotation_file, images
 
 
-def load_voc_detection(root: Path, *, train: bool, augment: bool = False, size: int = 320) -> VOCObjects:
-    """Pascal VOC 2012 detection ``train``/``val`` from ``<root>/voc/VOCdevkit/VOC2012`` (20 classes).
-
-    Items ``(float32 [3, size, size], target float32 [MAX_OBJECTS, 5])``; see the module docstring.
-    """
-    refuse_test_augment("voc-det", train=train, augment=augment)
-    pairs = voc_pairs(root, _SPLITS[train], detection=True)
-    return VOCObjects(pairs, transform=detection_transform("voc-det", size, augment=augment))
-
-
-def load_coco(root: Path, *, train: bool, augment: bool = False, size: int = 320) -> CocoObjects:
-    """COCO 2017 detection ``train``/``val`` from ``<root>/coco`` (80 classes, in order of category id).
-
-    Items ``(float32 [3, size, size], target float32 [MAX_OBJECTS, 5])``; see the module docstring.
-    """
-    refuse_test_augment("coco", train=train, augment=augment)
-    annotation_file, images = _coco_files(root, _SPLITS[train])
-    dataset = CocoObjects(annotation_file, images, transform=detection_transform("coco", size, augment=augment))
-    missing = [path for path in dataset.images if not path.is_file()]
-    if missing:
-        raise DataError(
-            f"COCO {_SPLITS[train]}: {len(missing)} image(s) listed in {annotation_file} missing, the first "
-            f"{missing[0]}; extract {_SPLITS[train]}2017.zip from {COCO_URL} into {images.parent}."
-        )
-    return dataset
-
-
 def fetch_voc_detection(root: Path, *, download: bool) -> DataReport:
     """Locate and count Pascal VOC 2012 detection (there is nothing to download)."""
     train, val = voc_pairs(root, "train", detection=True), voc_pairs(root, "val", detection=True)
@@ -312,3 +289,34 @@ def fetch_coco(root: Path, *, download: bool) -> DataReport:
     train, val = load_coco(root, train=True), load_coco(root, train=False)
     note = "80 classes in order of category id; crowd regions left out"
     return DataReport("coco", str(Path(root) / "coco"), len(train), len(val), note=note)
+
+
+@register_dataset(VOC_DETECTION, fetch=fetch_voc_detection)
+def load_voc_detection(
+    root: Path, *, train: bool, augment: bool = False, size: int = VOC_DETECTION.image_size
+) -> VOCObjects:
+    """Pascal VOC 2012 detection ``train``/``val`` from ``<root>/voc/VOCdevkit/VOC2012`` (20 classes).
+
+    Items ``(float32 [3, size, size], target float32 [MAX_OBJECTS, 5])``; see the module docstring.
+    """
+    refuse_test_augment(VOC_DETECTION.name, train=train, augment=augment)
+    pairs = voc_pairs(root, _SPLITS[train], detection=True)
+    return VOCObjects(pairs, transform=detection_transform(VOC_DETECTION, size, augment=augment))
+
+
+@register_dataset(COCO, fetch=fetch_coco)
+def load_coco(root: Path, *, train: bool, augment: bool = False, size: int = COCO.image_size) -> CocoObjects:
+    """COCO 2017 detection ``train``/``val`` from ``<root>/coco`` (80 classes, in order of category id).
+
+    Items ``(float32 [3, size, size], target float32 [MAX_OBJECTS, 5])``; see the module docstring.
+    """
+    refuse_test_augment(COCO.name, train=train, augment=augment)
+    annotation_file, images = _coco_files(root, _SPLITS[train])
+    dataset = CocoObjects(annotation_file, images, transform=detection_transform(COCO, size, augment=augment))
+    missing = [path for path in dataset.images if not path.is_file()]
+    if missing:
+        raise DataError(
+            f"COCO {_SPLITS[train]}: {len(missing)} image(s) listed in {annotation_file} missing, the first "
+            f"{missing[0]}; extract {_SPLITS[train]}2017.zip from {COCO_URL} into {images.parent}."
+        )
+    return dataset

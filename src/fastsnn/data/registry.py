@@ -1,64 +1,82 @@
-"""Name -> loader dispatch: :func:`load_dataset` and :func:`fetch_dataset`."""
+"""Data sets by name: ``register_dataset``, ``dataset_info``, ``list_datasets``, ``load_dataset``, ``fetch_dataset``.
+
+A data set is declared once, next to its loader, with its :class:`DatasetInfo` and its fetcher::
+
+    MNIST = DatasetInfo("mnist", 1, 10, 28, (0.1307,), (0.3081,))
+
+    @register_dataset(MNIST, fetch=fetch_mnist)
+    def load_mnist(root: Path, *, train: bool, augment: bool = False) -> Dataset: ...
+
+or, for a loader shared by several sets, with one call: ``register_dataset(info, load=partial(load_scenes,
+"mnist"), fetch=fetch_mnist)``. A loader is ``load(root, *, train, augment) -> Dataset``, a fetcher
+``fetch(root, *, download) -> report`` (its ``str`` is what :func:`fetch_dataset` returns).
+Importing :mod:`fastsnn.data` registers every data set of the package.
+"""
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from fastsnn.data.detection_sets import fetch_coco, fetch_voc_detection, load_coco, load_voc_detection
-from fastsnn.data.fashion_mnist import fetch_fashion_mnist, load_fashion_mnist
-from fastsnn.data.info import dataset_info
-from fastsnn.data.mnist import fetch_mnist, load_mnist
+from fastsnn.data.info import DatasetInfo
 from fastsnn.data.root import resolve_root
-from fastsnn.data.scene_boxes import load_scene_boxes
-from fastsnn.data.scenes import load_scenes
-from fastsnn.data.segmentation_sets import (
-    fetch_cityscapes,
-    fetch_voc_segmentation,
-    load_cityscapes,
-    load_voc_segmentation,
-)
-from fastsnn.data.torchvision_sets import fetch_cifar, fetch_image_folder, load_cifar, load_image_folder
-from fastsnn.data.transforms import image_transform, refuse_test_augment
-from fastsnn.data.trees import fetch_trees, load_trees
+from fastsnn.data.transforms import refuse_test_augment
+from fastsnn.errors import DataError
 
-_LOADERS = {
-    "mnist": load_mnist,
-    "fashion-mnist": load_fashion_mnist,
-    "cifar10": partial(load_cifar, "cifar10"),
-    "cifar100": partial(load_cifar, "cifar100"),
-    "imagenet": load_image_folder,
-}
-# segmentation and detection sets apply their own joint image/target transforms: loader(root, train=, augment=)
-_JOINT_LOADERS = {
-    "mnist-scenes": partial(load_scenes, "mnist"),
-    "fashion-scenes": partial(load_scenes, "fashion-mnist"),
-    "voc-seg": load_voc_segmentation,
-    "cityscapes": load_cityscapes,
-    "mnist-scenes-det": partial(load_scene_boxes, "mnist"),
-    "fashion-scenes-det": partial(load_scene_boxes, "fashion-mnist"),
-    "trees": load_trees,
-    "voc-det": load_voc_detection,
-    "coco": load_coco,
-}
-_FETCHERS = {
-    "mnist": fetch_mnist,
-    "fashion-mnist": fetch_fashion_mnist,
-    "cifar10": partial(fetch_cifar, "cifar10"),
-    "cifar100": partial(fetch_cifar, "cifar100"),
-    "imagenet": fetch_image_folder,
-    "mnist-scenes": fetch_mnist,  # scenes are composed on the fly from the source's items
-    "fashion-scenes": fetch_fashion_mnist,
-    "voc-seg": fetch_voc_segmentation,
-    "cityscapes": fetch_cityscapes,
-    "mnist-scenes-det": fetch_mnist,
-    "fashion-scenes-det": fetch_fashion_mnist,
-    "trees": fetch_trees,
-    "voc-det": fetch_voc_detection,
-    "coco": fetch_coco,
-}
+Loader = Callable[..., Dataset]  # load(root: Path, *, train: bool, augment: bool) -> Dataset
+Fetcher = Callable[..., object]  # fetch(root: Path, *, download: bool) -> report
+
+
+@dataclass(frozen=True)
+class RegisteredDataset:
+    """One data set: its static facts, how to load a split, how to locate and verify its files."""
+
+    info: DatasetInfo
+    load: Loader
+    fetch: Fetcher
+
+
+_DATASETS: dict[str, RegisteredDataset] = {}
+
+
+def register_dataset(info: DatasetInfo, *, fetch: Fetcher, load: Loader | None = None):
+    """Register data set ``info.name`` with its loader and fetcher; returns the loader unchanged.
+
+    Use as ``@register_dataset(info, fetch=fetch_x)`` on the loader, or call it with ``load=``.
+    Raises ``ValueError`` if the name is already registered and ``TypeError`` if ``info`` is not a
+    :class:`DatasetInfo` or the loader or the fetcher is not callable.
+    """
+    if not isinstance(info, DatasetInfo):
+        raise TypeError(f"register_dataset expects a DatasetInfo, got {type(info).__name__}")
+    if load is None:
+        return lambda loader: register_dataset(info, fetch=fetch, load=loader)
+    for role, function in (("loader", load), ("fetcher", fetch)):
+        if not callable(function):
+            raise TypeError(f"the {role} of data set {info.name!r} must be callable, got {type(function).__name__}")
+    if info.name in _DATASETS:
+        raise ValueError(f"a data set named {info.name!r} is already registered")
+    _DATASETS[info.name] = RegisteredDataset(info, load, fetch)
+    return load
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`dataset_info`, :func:`load_dataset` and :func:`fetch_dataset`, sorted."""
+    return sorted(_DATASETS)
+
+
+def registered_dataset(name: str) -> RegisteredDataset:
+    """The registration of data set ``name``; raises :class:`DataError` for an unknown name."""
+    if not isinstance(name, str) or name not in _DATASETS:
+        raise DataError(f"Unknown data set {name!r}; choose one of: {', '.join(list_datasets())}.")
+    return _DATASETS[name]
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of data set ``name``; raises :class:`DataError` for an unknown name."""
+    return registered_dataset(name).info
 
 
 def load_dataset(name: str, *, train: bool, root: str | Path | None = None, augment: bool = False) -> Dataset:
@@ -69,19 +87,17 @@ def load_dataset(name: str, *, train: bool, root: str | Path | None = None, augm
     Images are normalised with ``dataset_info(name).mean/std``. ``augment``
     (training split only) adds the data set's random crops/flips. ``root``
     defaults to :func:`default_data_root`. Nothing is downloaded here; run
-    :func:`fetch_dataset` (``fastsnn data NAME``) first.
+    :func:`fetch_dataset` first.
     """
-    dataset_info(name)  # raises DataError for an unknown name
+    dataset = registered_dataset(name)
     refuse_test_augment(name, train=train, augment=augment)
-    if name in _JOINT_LOADERS:
-        return _JOINT_LOADERS[name](resolve_root(root), train=train, augment=augment)
-    return _LOADERS[name](resolve_root(root), train=train, transform=image_transform(name, augment=augment))
+    return dataset.load(resolve_root(root), train=train, augment=augment)
 
 
 def fetch_dataset(name: str, *, root: str | Path | None = None, download: bool = True) -> str:
-    """Locate (for MNIST, download if allowed), verify and count data set ``name``; returns a short report.
+    """Locate (for MNIST and the tree images, download if allowed), verify and count data set ``name``;
+    returns a short report.
 
     Raises :class:`DataError` saying what to do when the data set cannot be had.
     """
-    dataset_info(name)
-    return str(_FETCHERS[name](resolve_root(root), download=download))
+    return str(registered_dataset(name).fetch(resolve_root(root), download=download))

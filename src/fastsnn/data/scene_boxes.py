@@ -10,15 +10,24 @@ the scene's boxes with labels ``class`` in 0..9 (the scene's ``class + 1`` minus
 
 from __future__ import annotations
 
+import dataclasses
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from fastsnn.data.scenes import SceneConfig, SceneSegmentation, scene_source
+from fastsnn.data.fashion_mnist import fetch_fashion_mnist
+from fastsnn.data.mnist import fetch_mnist
+from fastsnn.data.registry import register_dataset
+from fastsnn.data.scenes import SCENE_INFOS, SceneConfig, SceneSegmentation, scene_source
 from fastsnn.data.transforms import image_transform
 from fastsnn.tasks.boxes import pad_objects
 
-SCENE_DETECTION_DATASETS = {"mnist": "mnist-scenes-det", "fashion-mnist": "fashion-scenes-det"}  # source -> data set
+# source -> its detection set: the scene segmentation set's images and statistics, 10 object classes
+SCENE_DETECTION_INFOS = {
+    source: dataclasses.replace(info, name=f"{info.name}-det", num_classes=10, task="detection")
+    for source, info in SCENE_INFOS.items()
+}
 
 
 class SceneDetection(SceneSegmentation):
@@ -51,9 +60,15 @@ def load_scene_boxes(
     """Scene boxes of ``source`` ("mnist" or "fashion-mnist") from that source's own train / test split.
 
     ``root`` is as for :func:`fastsnn.data.load_dataset`. Images are normalised exactly as
-    :func:`~fastsnn.data.scenes.load_scenes` does, with the mean / std of the registered detection set
-    (:data:`SCENE_DETECTION_DATASETS`), which equal the segmentation set's.
+    :func:`~fastsnn.data.scenes.load_scenes` does, with the mean / std of the detection set
+    (:data:`SCENE_DETECTION_INFOS`), which are the segmentation set's.
     """
     images, labels = scene_source(source, root, train=train)
-    transform = image_transform(SCENE_DETECTION_DATASETS[source], augment=False)
+    transform = image_transform(SCENE_DETECTION_INFOS[source])
     return SceneDetection(images, labels, train=train, config=config, transform=transform, augment=augment)
+
+
+register_dataset(SCENE_DETECTION_INFOS["mnist"], load=partial(load_scene_boxes, "mnist"), fetch=fetch_mnist)
+register_dataset(
+    SCENE_DETECTION_INFOS["fashion-mnist"], load=partial(load_scene_boxes, "fashion-mnist"), fetch=fetch_fashion_mnist
+)

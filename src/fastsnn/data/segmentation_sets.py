@@ -33,7 +33,8 @@ from torchvision.datasets import Cityscapes, VOCDetection, VOCSegmentation
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from fastsnn.data.info import IMAGENET_MEAN, IMAGENET_STD
+from fastsnn.data.info import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
+from fastsnn.data.registry import register_dataset
 from fastsnn.data.report import DataReport
 from fastsnn.data.transforms import refuse_test_augment
 from fastsnn.errors import DataError
@@ -49,6 +50,9 @@ CITYSCAPES_CLASSES = tuple(
 VOC_URL = "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
 CITYSCAPES_URL = "https://www.cityscapes-dataset.com/downloads/"
 _SPLITS = {True: "train", False: "val"}
+# image_size is the training crop
+VOC_SEGMENTATION = DatasetInfo("voc-seg", 3, 21, 320, IMAGENET_MEAN, IMAGENET_STD, "segmentation")
+CITYSCAPES = DatasetInfo("cityscapes", 3, 19, 512, IMAGENET_MEAN, IMAGENET_STD, "segmentation")
 
 
 def voc_palette() -> torch.Tensor:
@@ -270,30 +274,6 @@ def _cityscapes_pairs(root: Path, split: str) -> list[tuple[str, str]]:
     return _checked_pairs(pairs, f"Cityscapes {split}", folder / "leftImg8bit" / split, remedy)
 
 
-def load_voc_segmentation(root: Path, *, train: bool, augment: bool = False, crop: int = 320) -> SegmentationPairs:
-    """Pascal VOC 2012 ``train``/``val`` from ``<root>/voc/VOCdevkit/VOC2012``: 21 classes, 255 = ignore.
-
-    Items ``(float32 [3, crop, crop], int64 [crop, crop])``; see the module docstring for the geometry.
-    """
-    refuse_test_augment("voc-seg", train=train, augment=augment)
-    pairs = voc_pairs(root, _SPLITS[train])
-    transform = train_transform(crop) if augment else eval_transform(crop, crop)
-    return SegmentationPairs(pairs, classes=VOC_CLASSES, transform=transform, title="Pascal VOC")
-
-
-def load_cityscapes(root: Path, *, train: bool, augment: bool = False, crop: int = 512) -> SegmentationPairs:
-    """Cityscapes fine ``train``/``val`` from ``<root>/cityscapes``: labelIds mapped to the 19 train ids, else 255.
-
-    Items ``(float32 [3, crop, crop], int64 [crop, crop])`` with ``augment``, else ``[crop, 2 * crop]``.
-    """
-    refuse_test_augment("cityscapes", train=train, augment=augment)
-    pairs = _cityscapes_pairs(root, _SPLITS[train])
-    transform = train_transform(crop) if augment else eval_transform(crop, 2 * crop)
-    return SegmentationPairs(
-        pairs, classes=CITYSCAPES_CLASSES, transform=transform, label_map=cityscapes_label_map(), title="Cityscapes"
-    )
-
-
 def fetch_voc_segmentation(root: Path, *, download: bool) -> DataReport:
     """Locate and count Pascal VOC 2012 segmentation (there is nothing to download)."""
     train, val = voc_pairs(root, "train"), voc_pairs(root, "val")
@@ -306,3 +286,33 @@ def fetch_cityscapes(root: Path, *, download: bool) -> DataReport:
     train, val = _cityscapes_pairs(root, "train"), _cityscapes_pairs(root, "val")
     note = "19 classes (labelIds mapped to train ids); 255 = ignore"
     return DataReport("cityscapes", str(Path(root) / "cityscapes"), len(train), len(val), note=note)
+
+
+@register_dataset(VOC_SEGMENTATION, fetch=fetch_voc_segmentation)
+def load_voc_segmentation(
+    root: Path, *, train: bool, augment: bool = False, crop: int = VOC_SEGMENTATION.image_size
+) -> SegmentationPairs:
+    """Pascal VOC 2012 ``train``/``val`` from ``<root>/voc/VOCdevkit/VOC2012``: 21 classes, 255 = ignore.
+
+    Items ``(float32 [3, crop, crop], int64 [crop, crop])``; see the module docstring for the geometry.
+    """
+    refuse_test_augment(VOC_SEGMENTATION.name, train=train, augment=augment)
+    pairs = voc_pairs(root, _SPLITS[train])
+    transform = train_transform(crop) if augment else eval_transform(crop, crop)
+    return SegmentationPairs(pairs, classes=VOC_CLASSES, transform=transform, title="Pascal VOC")
+
+
+@register_dataset(CITYSCAPES, fetch=fetch_cityscapes)
+def load_cityscapes(
+    root: Path, *, train: bool, augment: bool = False, crop: int = CITYSCAPES.image_size
+) -> SegmentationPairs:
+    """Cityscapes fine ``train``/``val`` from ``<root>/cityscapes``: labelIds mapped to the 19 train ids, else 255.
+
+    Items ``(float32 [3, crop, crop], int64 [crop, crop])`` with ``augment``, else ``[crop, 2 * crop]``.
+    """
+    refuse_test_augment(CITYSCAPES.name, train=train, augment=augment)
+    pairs = _cityscapes_pairs(root, _SPLITS[train])
+    transform = train_transform(crop) if augment else eval_transform(crop, 2 * crop)
+    return SegmentationPairs(
+        pairs, classes=CITYSCAPES_CLASSES, transform=transform, label_map=cityscapes_label_map(), title="Cityscapes"
+    )

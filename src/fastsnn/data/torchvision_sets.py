@@ -6,18 +6,30 @@ missing one raises a :class:`DataError` saying what to put where.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
 from torchvision.datasets.utils import check_integrity
+from torchvision.transforms import v2
 
+from fastsnn.data.info import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
 from fastsnn.data.integrity import safe_extract, verify_sha256
+from fastsnn.data.registry import register_dataset
 from fastsnn.data.report import DataReport
 from fastsnn.data.tensor_dataset import ImageTensorDataset, LabelledImages
+from fastsnn.data.transforms import image_transform
 from fastsnn.errors import DataError
 
+# CIFAR statistics are those of the training split.
+CIFAR_INFOS = {
+    "cifar10": DatasetInfo("cifar10", 3, 10, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": DatasetInfo("cifar100", 3, 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+IMAGENET = DatasetInfo("imagenet", 3, 1000, 224, IMAGENET_MEAN, IMAGENET_STD)
 _CIFAR = {"cifar10": CIFAR10, "cifar100": CIFAR100}
 _CIFAR_TITLE = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 # SHA-256 of the official archives (cifar-10-python.tar.gz, cifar-100-python.tar.gz), checked before extraction.
@@ -80,9 +92,11 @@ def _cifar_problem(name: str, folder: Path) -> str:
     return f"torchvision could not read {_CIFAR_TITLE[name]} from {base}; {again}."
 
 
-def load_cifar(name: str, root: Path, *, train: bool, transform) -> ImageTensorDataset:
-    """CIFAR split; items ``(transform(uint8 [3, 32, 32]), label)``."""
-    return ImageTensorDataset(read_cifar(name, root, train=train), transform)
+def load_cifar(name: str, root: Path, *, train: bool, augment: bool = False) -> ImageTensorDataset:
+    """CIFAR split; items ``(float32 [3, 32, 32], label)``, normalised, with ``augment`` randomly shifted by
+    up to 4 pixels and flipped horizontally with p = 0.5."""
+    geometry = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if augment else []
+    return ImageTensorDataset(read_cifar(name, root, train=train), image_transform(CIFAR_INFOS[name], geometry))
 
 
 def fetch_cifar(name: str, root: Path, *, download: bool) -> DataReport:
@@ -92,11 +106,15 @@ def fetch_cifar(name: str, root: Path, *, download: bool) -> DataReport:
     return DataReport(name, str(root / name / _CIFAR[name].base_folder), len(train.labels), len(test.labels))
 
 
+register_dataset(CIFAR_INFOS["cifar10"], load=partial(load_cifar, "cifar10"), fetch=partial(fetch_cifar, "cifar10"))
+register_dataset(CIFAR_INFOS["cifar100"], load=partial(load_cifar, "cifar100"), fetch=partial(fetch_cifar, "cifar100"))
+
+
 def _class_folders(folder: Path) -> list[str]:
     return sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
 
 
-def load_image_folder(root: Path, *, train: bool, transform) -> ImageFolder:
+def _image_folder(root: Path, *, train: bool, transform: Callable | None) -> ImageFolder:
     """ImageNet-style split ``<root>/imagenet/{train,val}/<class>/<image>``; items ``(transform(PIL image), label)``.
 
     Labels index the sorted class folder names, which must be the same in
@@ -127,8 +145,8 @@ def load_image_folder(root: Path, *, train: bool, transform) -> ImageFolder:
 
 def fetch_image_folder(root: Path, *, download: bool) -> DataReport:
     """Locate and index both ImageNet-style splits (there is nothing to download)."""
-    train = load_image_folder(root, train=True, transform=None)
-    test = load_image_folder(root, train=False, transform=None)
+    train = _image_folder(root, train=True, transform=None)
+    test = _image_folder(root, train=False, transform=None)
     return DataReport(
         "imagenet",
         str(root / "imagenet"),
@@ -136,3 +154,16 @@ def fetch_image_folder(root: Path, *, download: bool) -> DataReport:
         len(test),
         note=f"{len(train.classes)} classes",
     )
+
+
+@register_dataset(IMAGENET, fetch=fetch_image_folder)
+def load_image_folder(root: Path, *, train: bool, augment: bool = False) -> ImageFolder:
+    """ImageNet-style split ``<root>/imagenet/{train,val}/<class>/<image>``; items ``(float32 [3, 224, 224],
+    label)``, normalised: with ``augment`` a random resized crop flipped horizontally with p = 0.5, else the
+    centre crop of the image resized to a shorter side of 256 (see :func:`_image_folder` for the layout).
+    """
+    if augment:
+        geometry = [v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip()]
+    else:
+        geometry = [v2.Resize(256, antialias=True), v2.CenterCrop(224)]
+    return _image_folder(root, train=train, transform=image_transform(IMAGENET, geometry, pil=True))

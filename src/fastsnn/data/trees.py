@@ -43,7 +43,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from fastsnn.data.info import DatasetInfo
 from fastsnn.data.integrity import verify_sha256
+from fastsnn.data.registry import register_dataset
 from fastsnn.data.report import DataReport
 from fastsnn.data.transforms import image_transform, refuse_test_augment
 from fastsnn.data.wheels import download_wheel, file_identity, located_wheel
@@ -66,6 +68,8 @@ TILE = 320
 TRAIN_COLUMN_SHARE = 0.75
 MIN_CROP_SIDE = 160
 _REFETCH = "remove it and run `fastsnn data trees` to fetch it again"
+# mean / std of all pixels of the 64 train tiles as served (zero padding included), deepforest 2.1.0
+TREES = DatasetInfo("trees", 3, 1, TILE, (0.4753, 0.5233, 0.4331), (0.2696, 0.2667, 0.2082), "detection")
 
 
 class SourceImage(NamedTuple):
@@ -257,13 +261,13 @@ def train_augmentation() -> v2.Compose:
 
 
 class TreeTiles(Dataset):
-    """Items ``(image float32 [3, 320, 320] normalised with dataset_info("trees")'s mean / std, target float32
+    """Items ``(image float32 [3, 320, 320] normalised with :data:`TREES`' mean / std, target float32
     [MAX_OBJECTS, 5])``."""
 
     def __init__(self, tiles: list[Tile], *, augment: bool = False) -> None:
         self.tiles = tiles
         self.augmentation = train_augmentation() if augment else None
-        self.normalise = image_transform("trees", augment=False)
+        self.normalise = image_transform(TREES)
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -309,13 +313,6 @@ def _located_wheel(root: Path, *, download: bool) -> Path:
     )
 
 
-def load_trees(root: Path, *, train: bool, augment: bool = False) -> TreeTiles:
-    """The train or test tiles from ``<root>/deepforest``, normalised with ``dataset_info("trees")``."""
-    refuse_test_augment("trees", train=train, augment=augment)
-    tiles = [tile for tile in wheel_tiles(_located_wheel(root, download=False)) if tile.train == train]
-    return TreeTiles(tiles, augment=augment)
-
-
 def fetch_trees(root: Path, *, download: bool) -> DataReport:
     """Locate (downloading if allowed and absent), verify, decode and tile the tree images."""
     wheel = _located_wheel(root, download=download)
@@ -327,3 +324,11 @@ def fetch_trees(root: Path, *, download: bool) -> DataReport:
         f"{sum(len(t.boxes) for t in test)} tree boxes (train / test); 1 class"
     )
     return DataReport("trees", f"{wheel} (sha256 verified)", len(train), len(test), note=note)
+
+
+@register_dataset(TREES, fetch=fetch_trees)
+def load_trees(root: Path, *, train: bool, augment: bool = False) -> TreeTiles:
+    """The train or test tiles from ``<root>/deepforest``, normalised with :data:`TREES`' mean / std."""
+    refuse_test_augment(TREES.name, train=train, augment=augment)
+    tiles = [tile for tile in wheel_tiles(_located_wheel(root, download=False)) if tile.train == train]
+    return TreeTiles(tiles, augment=augment)

@@ -4,6 +4,7 @@ Training, evaluation, fine-tuning and the CLI are task-generic: they ask a :clas
 differs between classification, segmentation and detection::
 
     task = create_task("segmentation", num_classes=11)
+    options = task.prepare(train_set, dataset_info(name))   # model options from the training set ({} here)
     loss = task.loss(model(images), masks)
     meter = task.meter()
     meter.update(task.decode(model(images)), masks)

@@ -3,8 +3,9 @@
     sizes = box_sizes(train_set, limit=5000)            # [N, 2] widths and heights in pixels
     anchors = kmeans_anchors(sizes, count=5, stride=32)  # ((w, h), ...) in grid cells, smallest first
 
-VOC's published anchors (:data:`VOC_ANCHORS`) are the default for VOC; other data sets get theirs from
-their training boxes when a detection model is trained (``fastsnn train``), recorded in the checkpoint.
+VOC declares its published anchors (:data:`VOC_ANCHORS`) in its ``DatasetInfo``; other data sets get theirs
+from their training boxes (:meth:`fastsnn.tasks.Detection.prepare`) when a detection model is trained, and
+the checkpoint records them.
 """
 
 from __future__ import annotations

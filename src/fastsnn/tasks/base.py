@@ -1,8 +1,15 @@
-"""What a task provides: a loss, a decoding of outputs into predictions, metric and agreement meters."""
+"""What a task provides: model options from the training set, a loss, a decoding of outputs into
+predictions, metric and agreement meters."""
 
-from typing import Protocol
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
 
 import torch
+from torch.utils.data import Dataset
+
+if TYPE_CHECKING:  # the data package imports the tasks' box format, not the other way round
+    from fastsnn.data import DatasetInfo
 
 
 class Meter(Protocol):
@@ -21,6 +28,11 @@ class Task(Protocol):
     metrics: tuple[str, ...]
     agreement_unit: str  # what agreement counts: "images", "pixels", ...
     model_options: tuple[str, ...]  # options of the model the task is built with (detection: its anchors)
+
+    def prepare(self, train_set: Dataset, info: DatasetInfo) -> dict:
+        """The model options (of :attr:`model_options`) this task derives from the un-augmented training set
+        ``train_set`` of data set ``info``, as JSON values; ``{}`` when it derives none."""
+        ...
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Training loss of a network output against its target (a scalar)."""

@@ -1,7 +1,15 @@
 """Image classification: cross-entropy, argmax over classes, top-1 accuracy; agreement per image."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import torch
 from torch.nn import functional as F
+from torch.utils.data import Dataset
+
+if TYPE_CHECKING:
+    from fastsnn.data import DatasetInfo
 
 
 class Classification:
@@ -15,6 +23,10 @@ class Classification:
     def __init__(self, num_classes: int | None = None):
         self.num_classes = num_classes  # not needed by the loss or the metrics
 
+    def prepare(self, train_set: Dataset, info: DatasetInfo) -> dict:
+        """Nothing to derive from the training set: the model takes no task options."""
+        return {}
+
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output, target)
 
@@ -22,10 +34,10 @@ class Classification:
         """``[B, num_classes]`` -> predicted classes ``[B]``."""
         return output.argmax(1)
 
-    def meter(self) -> "MatchRate":
+    def meter(self) -> MatchRate:
         return MatchRate("accuracy")
 
-    def agreement_meter(self) -> "MatchRate":
+    def agreement_meter(self) -> MatchRate:
         return MatchRate("agreement")
 
 

@@ -16,15 +16,22 @@ the mAP@0.5 of this network's detections scored against the reference's detectio
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
+from torch.utils.data import Dataset
 
-from .anchors import VOC_ANCHORS
+from ..errors import DataError
+from .anchors import VOC_ANCHORS, box_sizes, kmeans_anchors
 from .boxes import MAX_OBJECTS, PADDING, objects_of
 from .yolo_coding import assign, decode_boxes, paired_iou, split_output
 
+if TYPE_CHECKING:
+    from fastsnn.data import DatasetInfo
+
 MAX_DETECTIONS = MAX_OBJECTS
+ANCHOR_ITEMS = 5000  # training items whose boxes k-means clusters into anchors
 REFERENCE_SCORE = 0.25  # a reference detection at least this confident counts as ground truth for agreement
 # YOLOv2's loss weights: objectness of positives, objectness of negatives, box offsets, classes
 OBJECT_SCALE, NO_OBJECT_SCALE, COORD_SCALE, CLASS_SCALE = 5.0, 1.0, 1.0, 1.0
@@ -54,6 +61,22 @@ class Detection:
         self.anchors = torch.tensor([[float(w), float(h)] for w, h in anchors], dtype=torch.float32)
         self.stride = stride
         self.score_threshold, self.iou_threshold = score_threshold, iou_threshold
+
+    def prepare(self, train_set: Dataset, info: DatasetInfo) -> dict:
+        """``{"anchors": [[w, h], ...]}`` in cells of :attr:`stride` pixels, as many as this task has: the data
+        set's published ``info.anchors`` when it declares them, else k-means (:func:`.anchors.kmeans_anchors`)
+        of the box sizes of the first :data:`ANCHOR_ITEMS` items of ``train_set``. Raises :class:`DataError`
+        naming the data set when those items hold fewer boxes than anchors."""
+        anchors = info.anchors
+        if anchors is None:
+            sizes = box_sizes(train_set, limit=ANCHOR_ITEMS)
+            if sizes.shape[0] < len(self.anchors):
+                raise DataError(
+                    f"data set {info.name}: its first {min(ANCHOR_ITEMS, len(train_set))} training items hold "
+                    f"{sizes.shape[0]} boxes, too few for k-means of {len(self.anchors)} anchors"
+                )
+            anchors = kmeans_anchors(sizes, count=len(self.anchors), stride=self.stride)
+        return {"anchors": [[float(w), float(h)] for w, h in anchors]}
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """YOLOv2 loss, summed over predictions and averaged over images: squared error of the objectness

@@ -6,10 +6,18 @@ not a mean of per-image scores. Pixels labelled :data:`IGNORE_INDEX` count in ne
 Agreement with a reference network is per pixel, over all pixels.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import torch
 from torch.nn import functional as F
+from torch.utils.data import Dataset
 
 from .classification import MatchRate
+
+if TYPE_CHECKING:
+    from fastsnn.data import DatasetInfo
 
 IGNORE_INDEX = 255  # VOC's object boundaries, Cityscapes' unlabelled classes
 
@@ -25,6 +33,10 @@ class Segmentation:
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
 
+    def prepare(self, train_set: Dataset, info: DatasetInfo) -> dict:
+        """Nothing to derive from the training set: the model takes no task options."""
+        return {}
+
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output, target, ignore_index=IGNORE_INDEX)
 
@@ -32,7 +44,7 @@ class Segmentation:
         """``[B, num_classes, H, W]`` -> predicted classes ``[B, H, W]``."""
         return output.argmax(1)
 
-    def meter(self) -> "SegmentationMeter":
+    def meter(self) -> SegmentationMeter:
         return SegmentationMeter(self.num_classes)
 
     def agreement_meter(self) -> MatchRate:
