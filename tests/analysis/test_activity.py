@@ -1,5 +1,6 @@
 """Activity counts: SOPs equal hand counts, MACs the closed forms, spikes the neurons' outputs."""
 
+import importlib
 import json
 import math
 
@@ -195,6 +196,16 @@ def test_converted_vgg_counts_the_spikes_its_neurons_emit():
     assert decoded["T"] == 3 and len(decoded["rows"]) == len(report.rows) and decoded["energy"]["pj_mac"] == 4.6
     table = format_activity(report)
     assert "features.0.0" in table and "total" in table and "SNN/ANN" in table
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 2**40])  # one image per chunk; the whole batch at once
+def test_counts_do_not_depend_on_the_chunks_a_batch_is_simulated_in(chunk_bytes, monkeypatch):
+    qann = quantize(create_model("resnet20", num_classes=10, in_channels=1, width=0.25), bits=2, alpha=0.25)
+    snn = convert(qann, T=3)
+    images = torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(3))
+    expected = activity(snn, [images[i : i + 1] for i in range(5)]).to_dict()  # five batches of one image
+    monkeypatch.setattr(importlib.import_module("fastsnn.convert.simulation_plan"), "CHUNK_BYTES", chunk_bytes)
+    assert activity(snn, [images]).to_dict() == expected
 
 
 class AddInPlace(nn.Module):

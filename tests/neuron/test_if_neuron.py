@@ -6,7 +6,7 @@ from torch import nn
 
 from fastsnn import IFNeuron, QuantReLU, SpikingNetwork
 from fastsnn.errors import ConversionError
-from fastsnn.neuron import constant_current, if_scan, if_scan_surrogate
+from fastsnn.neuron import configured, if_scan, if_scan_surrogate, over_time
 
 
 def test_from_quant_takes_alpha_and_levels():
@@ -61,9 +61,10 @@ def test_rate_and_time_views_of_the_neuron(signed):
     current = torch.randn(T, B, 3)
     out = neuron(current.reshape(T * B, 3))
     assert torch.equal(neuron.average_over_time(out), out.reshape(T, B, 3).mean(0))
-    assert torch.equal(neuron.over_time(current.reshape(T * B, 3)), current)
+    assert torch.equal(neuron.current_over_time(current.reshape(T * B, 3)), current)
+    assert torch.equal(over_time(out, T), out.reshape(T, B, 3))
     with pytest.raises(ValueError, match="T\\*B with T=7"):
-        neuron.over_time(current[0])  # [B, ...] outside constant_current is no valid input
+        neuron(current[0])  # [B, ...] without constant_current is no valid input
 
 
 @pytest.mark.parametrize("signed", [False, True])
@@ -71,13 +72,14 @@ def test_rate_and_time_views_of_the_neuron(signed):
 def test_a_constant_current_of_b_rows_gives_the_spikes_of_its_t_fold_repetition(signed, surrogate):
     T, B = 5, 4
     neuron = IFNeuron(torch.rand(3) + 0.2, T, signed=signed)
-    neuron.surrogate = surrogate
     stem = torch.randn(B, 3, requires_grad=True)
     repeated = stem.detach().clone().requires_grad_(True)
-    with constant_current(B):
-        assert neuron.over_time(stem).stride(0) == 0  # expanded, not copied
+    with configured([neuron], surrogate=surrogate, constant_current=True):
+        assert neuron.current_over_time(stem).stride(0) == 0  # expanded, not copied
         out = neuron(stem)
-    expected = neuron(repeated.unsqueeze(0).expand(T, B, 3).reshape(T * B, 3))
+    assert not neuron.constant_current and neuron.surrogate is None, "settings are restored after the block"
+    with configured([neuron], surrogate=surrogate):
+        expected = neuron(repeated.unsqueeze(0).expand(T, B, 3).reshape(T * B, 3))
     assert torch.equal(out, expected)
     if surrogate is not None:
         (out * torch.arange(T * B * 3.0).reshape(T * B, 3)).sum().backward()
@@ -112,3 +114,16 @@ def test_surrogate_modes_keep_the_spikes_and_give_their_gradients(signed):
         (theta * if_scan_surrogate(current, torch.tensor(theta), signed=signed)).sum(), current
     )[0]
     assert torch.allclose(current.grad, expected)
+
+
+def test_configured_restores_the_settings_even_on_error_and_refuses_unknown_ones():
+    neurons = [IFNeuron(1.0, 3), IFNeuron(1.0, 3)]
+    neurons[1].surrogate = "bptt"
+    with pytest.raises(RuntimeError, match="inside"):
+        with configured(neurons, surrogate="ste", constant_current=True):
+            assert [(n.surrogate, n.constant_current) for n in neurons] == [("ste", True)] * 2
+            raise RuntimeError("inside")
+    assert [(n.surrogate, n.constant_current) for n in neurons] == [(None, False), ("bptt", False)]
+    with pytest.raises(ValueError, match="unknown IFNeuron setting.*signd"):
+        with configured(neurons, signd=False):
+            pass

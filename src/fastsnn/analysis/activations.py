@@ -14,10 +14,11 @@ def recorded_outputs(modules: Mapping[str, nn.Module]) -> Iterator[dict[str, tor
     """Within the block, every forward of ``modules[path]`` stores its output ``[B, ...]`` under ``path``.
 
     An :class:`IFNeuron`'s output ``[T*B, ...]`` is stored as its rate ``[B, ...]`` (mean of θ·s
-    over T); any other module's output as it is. A module that runs several times in the block (a
-    batch simulated in chunks) has its outputs joined along the batch. The dict is filled in call
-    order (Python dicts keep insertion order), so ``list(outputs)`` is the execution order of the
-    modules. Hooks are removed on exit; nothing is written onto the modules.
+    over T); any other module's output as it is. Every call in the block adds its rows: the outputs of
+    consecutive batches (a loop over a loader, or a network that simulates its batch in parts) are
+    joined along the batch. The dict is filled in call order (Python dicts keep insertion order), so
+    ``list(outputs)`` is the execution order of the modules. Hooks are removed on exit; nothing is
+    written onto the modules.
     """
     outputs: dict[str, torch.Tensor] = {}
 

@@ -199,8 +199,8 @@ def activity(model: nn.Module, batches: Iterable) -> ActivityReport:
     synaptic layer counts MACs). ``batches`` yields images ``[B, ...]`` or ``(images, target)`` pairs; images
     are moved to the model's device. The model runs in eval mode (each module's flag is restored on exit),
     without gradients; hooks are installed for the call and removed on exit, even on error, and nothing is
-    written onto the modules. Spike counts of one forward (one chunk, for batches simulated in chunks) are
-    kept until the next.
+    written onto the modules. Spike counts of one call of the body (one chunk, for batches simulated in
+    chunks) are kept until the next.
 
     Raises:
         FastSNNError: IF neurons outside a SpikingNetwork, a batch that is no tensor, or no images.
@@ -212,7 +212,9 @@ def activity(model: nn.Module, batches: Iterable) -> ActivityReport:
     else:
         root, T = model, 1
     counter = _Counter(T)
-    handles = [model.register_forward_pre_hook(counter.forget)]
+    handles = [root.register_forward_pre_hook(counter.forget)]
+    if isinstance(model, SpikingNetwork):
+        handles.append(model.register_forward_pre_hook(counter.read_plan))
     try:
         for name, module in root.named_modules():
             kind = next((kind for types, kind in _KINDS if isinstance(module, types)), None)
@@ -281,8 +283,13 @@ class _Counter:
 
     def __init__(self, T: int):
         self.T = T
+        self.stem: frozenset[str] = frozenset()  # the layers that run once per image, on [B, ...]
         self.tallies: dict[str, _Tally] = {}
         self.spikes: dict[int, tuple[torch.Tensor, int, torch.Tensor]] = {}
+
+    def read_plan(self, snn: SpikingNetwork, inputs: tuple) -> None:
+        """Before each forward of a SpikingNetwork: the layers that its plan runs once per image, on ``[B, ...]``."""
+        self.stem = snn.plan(inputs[0]).stem
 
     def forget(self, *_) -> None:
         """Drop the recorded spike tensors (before every forward of the model, and at the end)."""
@@ -299,7 +306,7 @@ class _Counter:
                 self._remember(output, spikes.abs())
                 return
             current = inputs[0]
-            by_time = over_time(current, self.T)  # [T, B, ...]
+            by_time = over_time(current, 1 if name in self.stem else self.T)  # [T, B, ...] ([1, B, ...] in the stem)
             images, dense = by_time.shape[1], _dense_macs(module, current, output)
             tally.ann_macs += images * dense
             counts = self._counts(current)

@@ -4,12 +4,11 @@ from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..convert import convert
-from ..convert.memory_guard import runner
 from ..errors import FastSNNError
 from ..model_context import device_of, eval_mode
+from ..progress import tqdm
 from ..table import format_table
 from ..tasks import Classification, Task
 
@@ -51,11 +50,10 @@ def compare_models(
         raise FastSNNError(f"the reference model {reference} is not among the models compared")
     meters = {key: task.meter() for key in models}
     agreements = {key: task.agreement_meter() for key in models}
-    samples, runners = 0, None
+    samples = 0
     with eval_mode(*models.values()):
         for images, targets in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
-            runners = runners or {key: runner(model, images.to(device_of(model))) for key, model in models.items()}
-            predicted = {key: task.decode(runners[key](images.to(device_of(m)))).cpu() for key, m in models.items()}
+            predicted = {key: task.decode(m(images.to(device_of(m)))).cpu() for key, m in models.items()}
             for key in models:
                 meters[key].update(predicted[key], targets)
                 agreements[key].update(predicted[key], predicted[reference])

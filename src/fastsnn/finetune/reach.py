@@ -8,7 +8,7 @@ from torch import nn
 
 from ..convert import SpikingNetwork
 from ..errors import FastSNNError
-from ..neuron import IFNeuron, Surrogate, constant_over_time
+from ..neuron import IFNeuron, Surrogate, configured, constant_over_time
 
 
 class _Reached(Exception):
@@ -23,19 +23,16 @@ def run_to(model: nn.Module, module: nn.Module, images: torch.Tensor) -> tuple[t
     """First input and output of ``module`` in ``model(images)``, running ``model`` only up to it.
 
     For a spiking layer the input (its current) comes as ``[T, B, ...]``, the output as ``[T*B, ...]``.
-    A :class:`SpikingNetwork` runs with autograd enabled (a graph is recorded only for parameters
-    that require gradients), so that it simulates the batch whole: its cache-sized chunks would stop
-    at the first chunk.
+    A :class:`SpikingNetwork` runs as one simulation of the whole batch (:meth:`SpikingNetwork.simulate`).
     """
 
     def stop(_module, inputs, output):
-        current = module.over_time(inputs[0]) if isinstance(module, IFNeuron) else inputs[0]  # [B] if constant
+        current = module.current_over_time(inputs[0]) if isinstance(module, IFNeuron) else inputs[0]
         raise _Reached(current, output)
 
     handle = module.register_forward_hook(stop)
     try:
-        with torch.set_grad_enabled(torch.is_grad_enabled() or isinstance(model, SpikingNetwork)):
-            model(images)
+        (model.simulate if isinstance(model, SpikingNetwork) else model)(images)
     except _Reached as reached:
         return reached.inputs, reached.output
     finally:
@@ -89,16 +86,7 @@ def cycle(loader: Iterable, device: torch.device) -> Iterator[torch.Tensor]:
             raise FastSNNError("fine-tuning got an empty loader")
 
 
-@contextlib.contextmanager
-def surrogates(neurons: Iterable[IFNeuron], objective: Surrogate | None) -> Iterator[None]:
+def surrogates(neurons: Iterable[IFNeuron], objective: Surrogate | None) -> contextlib.AbstractContextManager:
     """Within the block ``neurons`` back-propagate through ``objective`` (None: their spikes carry no
     gradient, and the plain scan runs); afterwards they are as they were."""
-    neurons = list(neurons)
-    before = [neuron.surrogate for neuron in neurons]
-    for neuron in neurons:
-        neuron.surrogate = objective
-    try:
-        yield
-    finally:
-        for neuron, surrogate in zip(neurons, before, strict=True):
-            neuron.surrogate = surrogate
+    return configured(neurons, surrogate=objective)

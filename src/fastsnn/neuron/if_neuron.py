@@ -1,8 +1,7 @@
 """The IF neuron module: the spiking replacement of a quantized activation, and the only owner of T."""
 
 import contextlib
-import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
 import torch
@@ -14,23 +13,7 @@ from .surrogate import if_scan_surrogate
 
 Surrogate = Literal["ste", "bptt"]
 SURROGATES: tuple[Surrogate, ...] = ("ste", "bptt")
-
-_CONSTANT_BATCH: contextvars.ContextVar[int | None] = contextvars.ContextVar("fastsnn_constant_batch", default=None)
-
-
-@contextlib.contextmanager
-def constant_current(batch: int) -> Iterator[None]:
-    """Within the block, a current of ``batch`` rows ``[B, ...]`` (not ``[T*B, ...]``) is the same at every step.
-
-    :class:`~fastsnn.SpikingNetwork` runs its body on the image ``[B, ...]`` itself (direct coding:
-    the input is the same at every step), so the layers before the first neurons compute once instead
-    of T times; a neuron they feed reads its ``[B, ...]`` current as T identical steps.
-    """
-    token = _CONSTANT_BATCH.set(batch)
-    try:
-        yield
-    finally:
-        _CONSTANT_BATCH.reset(token)
+SETTINGS = ("surrogate", "constant_current")  # what an IFNeuron lets change between calls (see configured)
 
 
 def check_time_steps(T) -> int:
@@ -41,21 +24,23 @@ def check_time_steps(T) -> int:
 
 
 def over_time(values: torch.Tensor, T: int) -> torch.Tensor:
-    """``[T*B, ...]`` viewed as ``[T, B, ...]``; within :func:`constant_current`, a constant ``[B, ...]``
-    as its T-fold expansion (stride 0 along T, no copy).
+    """``[T*B, ...]`` viewed as ``[T, B, ...]``: the one place where time is unfolded from the batch.
 
     Raises:
-        ValueError: the leading dimension is neither T*B nor the constant batch.
+        ValueError: the leading dimension is no multiple of T.
     """
-    if values.dim() > 0 and T > 1 and values.shape[0] == _CONSTANT_BATCH.get():
-        return values.unsqueeze(0).expand(T, *values.shape)
     if values.dim() == 0 or values.shape[0] % T:
         raise ValueError(f"IFNeuron expects a leading dimension T*B with T={T}, got shape {tuple(values.shape)}")
     return values.reshape(T, -1, *values.shape[1:])
 
 
+def repeat_over_time(values: torch.Tensor, T: int) -> torch.Tensor:
+    """``[B, ...]`` -> ``[T, B, ...]``, the same at every step (stride 0 along T, no copy)."""
+    return values.unsqueeze(0).expand(T, *values.shape)
+
+
 def constant_over_time(by_time: torch.Tensor) -> bool:
-    """Whether ``by_time [T, B, ...]`` is the same at every step (a constant current's expansion always is)."""
+    """Whether ``by_time [T, B, ...]`` is the same at every step (a :func:`repeat_over_time` always is)."""
     return by_time.shape[0] == 1 or by_time.stride(0) == 0 or bool((by_time == by_time[:1]).all())
 
 
@@ -65,8 +50,11 @@ class IFNeuron(nn.Module):
     The only module of a spiking network that knows T: it views its input ``[T*B, ...]`` as
     ``[T, B, ...]``, runs :func:`if_scan`, and returns ``θ · spikes`` as ``[T*B, ...]``. T is fixed
     at construction (read-only), and a :class:`~fastsnn.SpikingNetwork` takes its T from its neurons.
-    Inside a SpikingNetwork's forward, an input ``[B, ...]`` that no neuron precedes (the stem's
-    current under direct coding) is the same at every step (:func:`constant_current`).
+
+    With ``constant_current`` set, the input is the current of one step ``[B, ...]``, the same at every
+    step, and is read as its T-fold repetition: a SpikingNetwork sets it, for the duration of a call, on
+    the neurons fed by its stem (the layers before any neuron, whose input under direct coding is the
+    image at every step), which then runs once instead of T times.
 
     Spikes carry no gradient unless ``surrogate`` is set (fine-tuning sets it for the layer it tunes):
       ``"ste"``  the output keeps its value, the gradient is that of clip(mean current over T, 0, θ);
@@ -93,6 +81,7 @@ class IFNeuron(nn.Module):
         self.signed = signed
         self.initial_membrane = initial_membrane
         self.surrogate: Surrogate | None = None
+        self.constant_current = False
 
     @property
     def T(self) -> int:
@@ -105,8 +94,8 @@ class IFNeuron(nn.Module):
         return cls(quant.alpha.detach(), quant.levels if T is None else T, signed=signed)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        """``[T*B, ...]`` (or constant ``[B, ...]``) input current -> ``[T*B, ...]`` output ``θ · s``."""
-        by_time = self.over_time(current)
+        """Input current ``[T*B, ...]`` (``[B, ...]`` with ``constant_current``) -> output ``θ · s`` ``[T*B, ...]``."""
+        by_time = self.current_over_time(current)
         options = {"signed": self.signed, "initial_membrane": self.initial_membrane}
         if self.surrogate == "bptt":
             output = if_scan_surrogate(by_time, self.threshold, **options) * self.threshold
@@ -117,13 +106,14 @@ class IFNeuron(nn.Module):
             output = smooth + (output - smooth).detach()  # value θ·s(t), gradient of clip(mean current, 0, θ)
         return output.reshape(-1, *output.shape[2:])
 
+    def current_over_time(self, current: torch.Tensor) -> torch.Tensor:
+        """The input current as ``[T, B, ...]``: ``[T*B, ...]`` unfolded, or with ``constant_current`` the one
+        step ``[B, ...]`` repeated (:func:`repeat_over_time`)."""
+        return repeat_over_time(current, self.T) if self.constant_current else over_time(current, self.T)
+
     def average_over_time(self, values: torch.Tensor) -> torch.Tensor:
         """``[T*B, ...]`` -> ``[B, ...]`` mean over the T steps: of the output, the neuron's rate."""
-        return self.over_time(values).mean(0)
-
-    def over_time(self, values: torch.Tensor) -> torch.Tensor:
-        """``values`` as ``[T, B, ...]``: see :func:`over_time`."""
-        return over_time(values, self.T)
+        return over_time(values, self.T).mean(0)
 
     def extra_repr(self) -> str:
         threshold = (
@@ -131,3 +121,27 @@ class IFNeuron(nn.Module):
         )
         membrane = "" if self.initial_membrane == 0.5 else f", initial_membrane={self.initial_membrane:g}"
         return f"threshold={threshold}, T={self.T}, signed={self.signed}{membrane}"
+
+
+@contextlib.contextmanager
+def configured(neurons: Iterable[IFNeuron], **settings) -> Iterator[None]:
+    """Within the block every neuron of ``neurons`` has the given settings (``surrogate``, ``constant_current``);
+    afterwards they are as they were.
+
+    Raises:
+        ValueError: a setting that is not one of :data:`SETTINGS` (named).
+    """
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown IFNeuron setting(s) {', '.join(unknown)}; the settings are {', '.join(SETTINGS)}")
+    neurons = list(neurons)
+    before = [{name: getattr(neuron, name) for name in settings} for neuron in neurons]
+    for neuron in neurons:
+        for name, value in settings.items():
+            setattr(neuron, name, value)
+    try:
+        yield
+    finally:
+        for neuron, values in zip(neurons, before, strict=True):
+            for name, value in values.items():
+                setattr(neuron, name, value)
