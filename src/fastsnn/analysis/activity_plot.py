@@ -1,21 +1,24 @@
 """Picture of :func:`~fastsnn.analysis.activity` reports: firing rate per spiking layer, SOPs per synaptic layer."""
 
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .activity import ActivityReport
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def plot_activity(reports: Mapping[str, ActivityReport], path: str | Path, title: str = "") -> Path:
-    """Save a PNG of two panels, one line per report (named by its key): the firing rate of each IF layer
-    and the SOPs (for an ANN: MACs) per image of each synaptic layer, in execution order, log scale."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+def plot_activity(reports: Mapping[str, ActivityReport], title: str = "") -> "Figure":
+    """A figure of two panels, one line per report (named by its key): the firing rate of each IF layer (left;
+    reports without spiking layers, such as an ANN's, draw none) and the SOPs (for an ANN: MACs) per image of
+    each synaptic layer (right, log scale), in execution order. Save it with ``figure.savefig(path)``; no
+    pyplot state or backend is touched (safe in a notebook)."""
+    from matplotlib.figure import Figure
 
     layers = max(len(report.rows) for report in reports.values()) if reports else 1
-    figure, (rates, operations) = plt.subplots(1, 2, figsize=(max(9.0, 0.5 * layers + 4), 4))
+    figure = Figure(figsize=(max(9.0, 0.5 * layers + 4), 4))
+    rates, operations = figure.subplots(1, 2)
     for name, report in reports.items():
         neurons = [row for row in report.rows if row.kind == "neuron"]
         synapses = [row for row in report.rows if row.kind != "neuron"]
@@ -32,8 +35,4 @@ def plot_activity(reports: Mapping[str, ActivityReport], path: str | Path, title
         axis.legend(fontsize=7)
     figure.suptitle(title or "Activity per layer")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return figure

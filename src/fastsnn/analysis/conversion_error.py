@@ -14,19 +14,21 @@ Beside the layers, the mean squared difference between each SNN's and the QANN's
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ..convert import SpikingNetwork
-from ..convert.memory_guard import runner
 from ..errors import FastSNNError
 from ..model_context import device_of, eval_mode
 from ..quant import QuantReLU
 from ..table import format_table
 from ..tasks import Task
 from .activations import recorded_outputs
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclasses.dataclass
@@ -84,10 +86,9 @@ def conversion_errors(
     totals = {name: torch.zeros(len(paths), dtype=torch.float64) for name in ["quantization", *snns]}
     output_totals, output_elements = dict.fromkeys(snns, 0.0), 0
     agreements = {name: task.agreement_meter() for name in snns} if task is not None else None
-    samples, order, runners = 0, None, None
+    samples, order = 0, None
     with eval_mode(qann, *snns.values(), *([float_model] if float_model is not None else [])):
         for images, *_ in loader:
-            runners = runners or {name: runner(snn, images.to(device_of(snn))) for name, snn in snns.items()}
             with recorded_outputs(qann_modules) as targets:
                 reference = qann(images.to(device_of(qann))).cpu()
             if not isinstance(reference, torch.Tensor):
@@ -98,7 +99,7 @@ def conversion_errors(
             order = order or list(targets)
             for name, snn in snns.items():
                 with recorded_outputs(dict(snn.neurons())) as rates:
-                    output = runners[name](images.to(device_of(snn))).cpu()
+                    output = snn(images.to(device_of(snn))).cpu()
                 totals[name] += _summed_errors(rates, targets, thresholds, paths)
                 output_totals[name] += (output - reference).pow(2).sum().item()
                 if agreements is not None:
@@ -157,14 +158,14 @@ def format_conversion_errors(errors: ConversionErrors) -> str:
     )
 
 
-def plot_conversion_errors(errors: ConversionErrors, path: str | Path, title: str = "") -> Path:
-    """Save a PNG: error per layer (x: spiking layer in execution order), one line per variant."""
-    import matplotlib
+def plot_conversion_errors(errors: ConversionErrors, title: str = "") -> "Figure":
+    """A figure of the error per layer (x: spiking layer in execution order): one line per SNN variant, after
+    a dashed one for the quantization error when measured. Save it with ``figure.savefig(path)``; no pyplot
+    state or backend is touched (safe in a notebook)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(max(6.0, 0.45 * len(errors.layers) + 3), 4))
+    figure = Figure(figsize=(max(6.0, 0.45 * len(errors.layers) + 3), 4))
+    axes = figure.subplots()
     x = range(1, len(errors.layers) + 1)
     if errors.quantization is not None:
         axes.plot(x, errors.quantization, "k--", marker="s", label="quantization (float ANN vs QANN)")
@@ -177,8 +178,4 @@ def plot_conversion_errors(errors: ConversionErrors, path: str | Path, title: st
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return figure

@@ -1,4 +1,4 @@
-"""Model registry and builders (VGG, ResNet, AlexNet; DeepLab segmentation) without max-pooling.
+"""Model registry and builders (VGG, ResNet, AlexNet; DeepLab segmentation; YOLOv2 detection) without max-pooling.
 
 Every nonlinearity is its own ``nn.ReLU`` module, so the quantizer and the
 converter can swap each one independently::
@@ -7,12 +7,14 @@ converter can swap each one independently::
 
 Classifiers map ``[B, C, H, W]`` to ``[B, num_classes]``; the segmentation
 builders ``deeplab_vgg9`` and ``deeplabv3_resnet34`` map it to per-pixel logits
-``[B, num_classes, H, W]``.
+``[B, num_classes, H, W]``; the detection builders ``tiny_yolov2`` and
+``yolov2_resnet34`` map it (H and W multiples of 32) to raw YOLOv2 predictions
+``[B, A * (5 + num_classes), H / 32, W / 32]`` for ``A = len(model.anchors)``.
 """
 
 from fastsnn.models.alexnet import AlexNet
 from fastsnn.models.deeplab import DeepLabV3, DeepLabVGG
-from fastsnn.models.registry import ModelError, create_model, list_models, model_options, model_task, register_model
+from fastsnn.models.registry import create_model, list_models, model_options, model_task, register_model
 from fastsnn.models.resnet import BasicBlock, ResNet
 from fastsnn.models.vgg import VGG
 from fastsnn.models.yolo import YOLOv2
@@ -23,7 +25,6 @@ __all__ = [
     "DeepLabV3",
     "DeepLabVGG",
     "ResNet",
-    "ModelError",
     "VGG",
     "YOLOv2",
     "create_model",

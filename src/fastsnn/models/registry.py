@@ -13,18 +13,14 @@ from typing import TypeVar
 
 from torch import nn
 
-from fastsnn.errors import FastSNNError
+from fastsnn.errors import OptionError
 
-__all__ = ["ModelError", "register_model", "create_model", "list_models", "model_options", "model_task"]
+__all__ = ["register_model", "create_model", "list_models", "model_options", "model_task"]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}  # model name -> the task its output serves (see fastsnn.tasks)
-
-
-class ModelError(FastSNNError):
-    """An unknown model name, or an unknown or invalid option of a model builder."""
 
 
 def register_model(fn: Builder | None = None, *, task: str = "classification"):
@@ -70,11 +66,12 @@ def model_options(name: str) -> set[str] | None:
 
 
 def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs) -> nn.Module:
-    """Build the registered model ``name``: ``[B, in_channels, H, W]`` to ``[B, num_classes]`` (classifiers) or
-    ``[B, num_classes, H, W]`` (segmentation).
+    """Build the registered model ``name``: ``[B, in_channels, H, W]`` to ``[B, num_classes]`` (classifiers),
+    ``[B, num_classes, H, W]`` (segmentation) or ``[B, A * (5 + num_classes), H / 32, W / 32]`` (detection:
+    the YOLOv2 builders, ``A`` anchors).
 
     Extra keyword arguments are the builder's options (e.g. ``width``, ``stem``).
-    Raises :class:`ModelError` for an unknown name or an option the
+    Raises :class:`~fastsnn.errors.OptionError` for an unknown name or an option the
     builder does not accept, naming the culprit and the accepted values.
     """
     builder = _builder(name)
@@ -82,21 +79,21 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwarg
     if accepted is not None:
         unknown = sorted(set(kwargs) - accepted)
         if unknown:
-            raise ModelError(
-                f"model {name!r} got unknown option(s) {', '.join(map(repr, unknown))}; "
+            raise OptionError(
+                unknown[0], f"is not an option of model {name!r} (unknown: {', '.join(map(repr, unknown))}); "
                 f"{name} accepts: {', '.join(sorted(accepted))}"
-            )
+            )  # fmt: skip
     return builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:
-    """The builder registered as ``name``; ModelError naming the closest known name otherwise."""
+    """The builder registered as ``name``; OptionError naming the closest known name otherwise."""
     builder = _MODELS.get(name) if isinstance(name, str) else None
     if builder is None:
         known = list_models()
         close = difflib.get_close_matches(str(name), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelError(f"unknown model {name!r}{hint}; known models: {', '.join(known) or '(none)'}")
+        raise OptionError("model", f"{name!r} is not known{hint}; known models: {', '.join(known) or '(none)'}")
     return builder
 
 

@@ -3,6 +3,7 @@
 import functools
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -14,6 +15,10 @@ from ..tasks import Task
 from ..tasks.boxes import objects_of
 from ..tasks.detection import REFERENCE_SCORE, detections_of
 from ..tasks.segmentation import IGNORE_INDEX
+from .atomic import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BOX_COLOURS = ("lime", "red", "cyan", "yellow", "magenta", "orange", "white", "blue", "pink", "brown")
 
@@ -32,38 +37,42 @@ def save_predictions(
     """One PNG per image of ``images [N, C, H, W]`` (normalised with ``mean``/``std``): the image, its target
     and each model's decoded prediction, side by side. Segmentation: masks ``[N, H, W]`` in the VOC palette;
     detection: boxes drawn on the image (detections of score >= REFERENCE_SCORE), one colour per class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     predicted = {}
     with eval_mode(*models.values()):
         for label, model in models.items():
             predicted[label] = task.decode(model(images.to(device_of(model)))).cpu()
     pixels = (images * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)).clamp(0, 1)
-    draw = _draw_boxes if task.name == "detection" else _draw_mask
+    detection = task.name == "detection"
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for index in range(images.shape[0]):
         image = pixels[index]
-        panels = {"image": image.permute(1, 2, 0).squeeze(-1), "ground truth": draw(image, targets[index], True)}
-        panels |= {label: draw(image, prediction[index], False) for label, prediction in predicted.items()}
-        figure, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.6))
-        for axis, (title, panel) in zip(axes, panels.items(), strict=True):
-            axis.imshow(panel.numpy(), cmap="gray" if panel.dim() == 2 else None, interpolation="nearest")
-            axis.set_title(title, fontsize=8)
-            axis.axis("off")
-        figure.tight_layout()
+        drawn = {"ground truth": (targets[index], objects_of)}  # objects_of / _confident: boxes and labels to draw
+        drawn |= {label: (prediction[index], _confident) for label, prediction in predicted.items()}
+        panels = {"image": image.permute(1, 2, 0).squeeze(-1)}
+        for title, (labelled, objects) in drawn.items():
+            panels[title] = _draw_boxes(image, *objects(labelled)) if detection else _draw_mask(labelled)
         path = folder / f"prediction_{index:03d}.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
+        with atomic_path(path) as temporary:
+            _side_by_side(panels).savefig(temporary, format="png", dpi=100)
         written.append(path)
     return written
 
 
-def _draw_mask(image: torch.Tensor, mask: torch.Tensor, is_target: bool) -> torch.Tensor:
+def _side_by_side(panels: Mapping[str, torch.Tensor]) -> "Figure":
+    """A figure of one titled picture per panel (``[H, W]`` grey in [0, 1] or ``[H, W, 3]`` colour), left to right."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(2.4 * len(panels), 2.6))
+    for axis, (title, panel) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels.items(), strict=True):
+        axis.imshow(panel.numpy(), cmap="gray" if panel.dim() == 2 else None, interpolation="nearest")
+        axis.set_title(title, fontsize=8)
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def _draw_mask(mask: torch.Tensor) -> torch.Tensor:
     """A class mask ``[H, W]`` as VOC colours ``[H, W, 3]`` uint8 (ignored pixels white)."""
     return _mask_palette()[mask.long()]
 
@@ -76,17 +85,18 @@ def _mask_palette() -> torch.Tensor:
     return palette
 
 
-def _draw_boxes(image: torch.Tensor, boxes: torch.Tensor, is_target: bool) -> torch.Tensor:
-    """``image [C, H, W]`` in [0, 1] with padded target boxes ``[M, 5]`` or detections ``[K, 6]`` drawn:
-    ``[H, W, 3]`` uint8."""
-    if is_target:
-        found, labels = objects_of(boxes)
-    else:
-        detections = detections_of(boxes)
-        confident = detections["scores"] >= REFERENCE_SCORE
-        found, labels = detections["boxes"][confident], detections["labels"][confident]
+def _confident(detections: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The boxes ``[n, 4]`` and labels ``[n]`` of padded detections ``[K, 6]`` scored >= REFERENCE_SCORE."""
+    found = detections_of(detections)
+    confident = found["scores"] >= REFERENCE_SCORE
+    return found["boxes"][confident], found["labels"][confident]
+
+
+def _draw_boxes(image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``image [C, H, W]`` in [0, 1] with ``boxes [n, 4]`` (x1, y1, x2, y2 pixels) drawn, coloured by
+    ``labels [n]``: ``[H, W, 3]`` uint8."""
     pixels = (image.expand(3, -1, -1) * 255).round().to(torch.uint8)
-    if found.shape[0]:
+    if boxes.shape[0]:
         colours = [BOX_COLOURS[int(label) % len(BOX_COLOURS)] for label in labels]
-        pixels = draw_bounding_boxes(pixels, found, colors=colours, width=1)
+        pixels = draw_bounding_boxes(pixels, boxes, colors=colours, width=1)
     return pixels.permute(1, 2, 0)
