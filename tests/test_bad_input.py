@@ -18,7 +18,8 @@ from fastsnn.cli import main
 from fastsnn.data import load_dataset
 from fastsnn.errors import FastSNNError
 from fastsnn.models import create_model, list_models
-from fastsnn.workflows.checkpoint import ModelSpec, save_checkpoint
+from fastsnn.workflows.checkpoint import save_checkpoint
+from fastsnn.workflows.model_spec import ModelSpec
 from helpers import write_tiny_fashion_mnist
 
 # derandomize: CI runs the same 40 examples every time (found failures are fixed, not left to chance)
@@ -92,10 +93,11 @@ def assert_refused_cleanly(code, capsys, *names):
         (["convert", "{qann}", "--out", "{tmp}"], ["--out"]),
         (["convert", "{tmp}/missing.safetensors", "--out", "{tmp}/x.safetensors"], ["missing.safetensors"]),
         (["evaluate", "{qann}", "--dataset", "cifar10", "--data-root", "{root}"], ["cifar10", "channel"]),
-        (["evaluate", "{qann}", "--float-checkpoint", "{vgg}", "--data-root", "{root}"], ["different network"]),
-        (["evaluate", "{vgg}", "--data-root", "{root}"], ["not a quantized ANN"]),
+        (["evaluate", "{qann}", "{vgg}", "--data-root", "{root}"], ["different network"]),
+        (["evaluate", "{qann}", "{qann}", "--data-root", "{root}"], ["2 QANN checkpoints"]),
+        (["finetune", "{vgg}", "--out", "{tmp}/t.safetensors", "--data-root", "{root}"], ["float ANN"]),
         (["evaluate", "{qann}", "--json", "{file}/r.json", "--data-root", "{root}"], ["--json"]),
-        (["evaluate", "{qann}", "--float-checkpoint", "{tmp}/none.safetensors"], ["--float-checkpoint"]),
+        (["evaluate", "{qann}", "{tmp}/none.safetensors"], ["none.safetensors"]),
         (
             ["import", "{qann}", "--model", "resnet99", "--dataset", "mnist", "--out", "{tmp}/i.safetensors"],
             ["--model"],

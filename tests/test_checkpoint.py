@@ -5,7 +5,8 @@ import torch
 
 from fastsnn import convert
 from fastsnn.errors import CheckpointError
-from fastsnn.workflows.checkpoint import ModelSpec, load_checkpoint, restore_optimizer, save_checkpoint
+from fastsnn.workflows.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
+from fastsnn.workflows.model_spec import ModelSpec
 
 SPEC = ModelSpec(name="resnet20", num_classes=10, in_channels=1, options={"width": 0.25}, bits=2, weight_bits=4)
 

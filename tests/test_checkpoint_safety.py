@@ -9,7 +9,8 @@ from safetensors.torch import save_file
 
 from fastsnn.cli import main
 from fastsnn.errors import CheckpointError
-from fastsnn.workflows.checkpoint import FORMAT, ModelSpec, import_weights, load_checkpoint, save_checkpoint
+from fastsnn.workflows.checkpoint import FORMAT, import_weights, load_checkpoint, save_checkpoint
+from fastsnn.workflows.model_spec import ModelSpec
 
 SPEC = ModelSpec(name="resnet20", num_classes=10, in_channels=1, options={"width": 0.25}, bits=2)
 

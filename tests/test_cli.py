@@ -50,7 +50,6 @@ def test_evaluate_prints_table_and_writes_json(trained, tmp_path, capsys):
         [
             "evaluate",
             str(out / "q2.safetensors"),
-            "--float-checkpoint",
             str(out / "float.safetensors"),
             "--data-root",
             str(root),
@@ -89,52 +88,58 @@ def test_convert_writes_a_spiking_checkpoint_equal_to_the_api(trained, tmp_path,
         assert snn.T == 7 and torch.equal(snn(x), expected(x))
 
 
-def test_finetune_analyze_and_evaluate_with_baselines(trained, tmp_path, capsys):
+def test_the_checkpoints_form_a_pipe_train_convert_finetune_evaluate(trained, tmp_path, capsys):
+    """train -> convert -> finetune (the SNN checkpoint) -> evaluate (the tuned SNN checkpoint alone)."""
     root, out = trained
-    qann, tuned = out / "q2.safetensors", tmp_path / "tuned.safetensors"
-    code = main(
-        [
-            "finetune",
-            str(qann),
-            "--out",
-            str(tuned),
-            "--data-root",
-            str(root),
-            "--held-out",
-            "64",
-            "--steps",
-            "2",
-            "--objective",
-            "bptt",
-            "--calibrate",
-            "--end-to-end-steps",
-            "2",
-            "--criterion",
-            "mse",
-            "--json",
-            str(tmp_path / "layers.json"),
-            "--quiet",
-        ]
-    )
-    assert code == 0
+    qann, snn, tuned = out / "q2.safetensors", tmp_path / "snn.safetensors", tmp_path / "tuned.safetensors"
+    assert main(["convert", str(qann), "--out", str(snn)]) == 0
+    argv = ["finetune", str(snn), "--out", str(tuned), "--data-root", str(root), "--held-out", "64", "--steps", "2"]
+    assert main([*argv, "--objective", "bptt", "--calibrate", "--end-to-end-steps", "2", "--criterion", "mse"]
+                + ["--json", str(tmp_path / "layers.json"), "--quiet"]) == 0  # fmt: skip
     layers = json.loads((tmp_path / "layers.json").read_text())
+    printed = capsys.readouterr().out
+    kept = sum(layer["kept"] for layer in layers)
+    assert f"({kept} of {len(layers)} corrections kept)" in printed
+    assert printed.count(" kept\n") + printed.count(" reverted\n") == len(layers), "one table line per correction"
     checkpoint = load_checkpoint(tuned)
     assert checkpoint.spec.snn == {"T": 3, "signed": True}
+    assert checkpoint.training["converted_from"] == str(qann)
     settings = checkpoint.training["finetune"]
     assert settings["objective"] == "bptt" and settings["layers"] == layers
     assert (settings["calibrate"], settings["end_to_end_steps"], settings["criterion"]) == (True, 2, "mse")
+    assert settings["split"] == {"held_out": 64, "seed": 0} and settings["data"]["dataset"] == "fashion-mnist"
     assert {"layer-wise", "calibration", "end-to-end"} <= {layer["correction"] for layer in layers}
     assert all(layer["agreement_before"] is None for layer in layers), "criterion mse: no agreement measured"
-    assert "kept" in capsys.readouterr().out or all(not layer["kept"] for layer in layers)
+    reference = checkpoint.build_reference()
+    for name, tensor in load_checkpoint(qann).build_model().state_dict().items():
+        assert torch.equal(reference.state_dict()[name], tensor), f"the tuned SNN carries its QANN's {name}"
+
+    report = tmp_path / "alone.json"
+    assert main(["evaluate", str(tuned), "--data-root", str(root), "--json", str(report), "--quiet"]) == 0
+    alone = json.loads(report.read_text())
+    assert [(r["model"], r["T"]) for r in alone["rows"]] == [("QANN", None), ("SNN signed + fine-tuned (bptt)", 3)]
+    assert alone["checkpoints"] == [str(tuned)] and alone["dataset"] == "fashion-mnist"
+    with_qann = tmp_path / "with-qann.json"
+    assert main(["evaluate", str(qann), str(tuned), "--data-root", str(root), "--json", str(with_qann), "--quiet"]) == 0
+    rows = {(r["model"], r["T"]): r for r in json.loads(with_qann.read_text())["rows"]}
+    for entry in alone["rows"]:
+        assert entry == rows[(entry["model"], entry["T"])], "the carried QANN is the QANN checkpoint"
+    assert main(["finetune", str(snn), "--out", str(tmp_path / "x.safetensors"), "-T", "7", "--quiet"]) == 2
+    assert "-T/--time-steps applies when a QANN is converted" in capsys.readouterr().err
+
+
+def test_evaluate_and_analyze_compare_any_checkpoints_with_baselines(trained, tmp_path, capsys):
+    root, out = trained
+    qann, tuned = out / "q2.safetensors", tmp_path / "tuned.safetensors"
+    argv = ["finetune", str(qann), "--out", str(tuned), "--data-root", str(root), "--held-out", "64", "--steps", "1"]
+    assert main([*argv, "--objective", "bptt", "--quiet"]) == 0
 
     report = tmp_path / "results.json"
     code = main(
         [
             "evaluate",
             str(qann),
-            "--float-checkpoint",
             str(out / "float.safetensors"),
-            "--finetuned",
             str(tuned),
             "--rate-norm",
             "max",
@@ -164,9 +169,7 @@ def test_finetune_analyze_and_evaluate_with_baselines(trained, tmp_path, capsys)
         [
             "analyze",
             str(qann),
-            "--float-checkpoint",
             str(out / "float.safetensors"),
-            "--finetuned",
             str(tuned),
             "--data-root",
             str(root),
@@ -202,9 +205,9 @@ def test_commands_refuse_to_overwrite_their_input_and_need_a_float_model_for_bas
     assert "would destroy" in capsys.readouterr().err
     assert (out / "q2.safetensors").read_bytes() == before
     assert main(["evaluate", qann, "--rate-norm", "max", "--data-root", str(root), "--quiet"]) == 2
-    assert "--float-checkpoint" in capsys.readouterr().err
+    assert "--rate-norm baselines convert the float ANN" in capsys.readouterr().err
     assert main(["analyze", str(out / "float.safetensors"), "--data-root", str(root)]) == 2
-    assert "not a quantized ANN" in capsys.readouterr().err
+    assert "checkpoints name no QANN and no SNN checkpoint" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -225,8 +228,9 @@ def test_bad_input_exits_2_with_one_line(argv, culprit, capsys):
     "argv, option, accepted",
     [
         (["train", "--bits", "9"], "--bits", "1..8"),
+        (["train", "--bits", "floating"], "--bits", "not an integer"),
         (["train", "--bits", "two"], "--bits", "not an integer"),
-        (["demo", "--width", "-1"], "--width", "> 0"),
+        (["demo", "--width", "-1"], "--width", "(0, 8]"),
         (["train", "--batch-size", "0"], "--batch-size", ">= 1"),
         (["evaluate", "x.safetensors", "-T", "0"], "-T/--time-steps", ">= 1"),
         (["convert", "x.safetensors", "--out", "y.safetensors", "-T", "-3"], "-T/--time-steps", ">= 1"),

@@ -5,12 +5,44 @@ import json
 import pytest
 import torch
 
+from fastsnn import convert
 from fastsnn.analysis import row
 from fastsnn.cli import main
+from fastsnn.tasks.detection import MAX_DETECTIONS, REFERENCE_SCORE
+from fastsnn.workflows import sources
 from fastsnn.workflows.checkpoint import load_checkpoint
-from helpers import write_tiny_fashion_mnist
+from helpers import held_out_agreements, write_tiny_fashion_mnist
 
 SCENES = ["--dataset", "fashion-scenes-det", "--train-limit", "128", "--test-limit", "24"]
+
+
+@torch.no_grad()
+def detections_and_targets(model, task, loader):
+    """``model``'s decoded detections ``[N, MAX_DETECTIONS, 6]`` (eval mode) and ``loader``'s targets ``[N, M, 5]``."""
+    model.eval()
+    detections, targets = zip(*((task.decode(model(images)), boxes) for images, boxes in loader), strict=True)
+    return torch.cat(detections), torch.cat(targets)
+
+
+def coco_map(detections, targets):
+    """``{"mAP@0.5", "mAP@[.5:.95]"}`` of detections ``[N, D, 6]`` rows ``(x1, y1, x2, y2, score, label)``
+    against targets ``[N, M, 5]`` rows ``(label, x1, y1, x2, y2)`` (padding: score or label < 0), by torchmetrics'
+    COCO protocol, all detections counted."""
+    from torchmetrics.detection import MeanAveragePrecision
+
+    metric = MeanAveragePrecision(backend="faster_coco_eval", max_detection_thresholds=[1, 10, MAX_DETECTIONS])
+    for found, truth in zip(detections, targets, strict=True):
+        found, truth = found[found[:, 4] >= 0], truth[truth[:, 0] >= 0]
+        predicted = {"boxes": found[:, :4], "scores": found[:, 4], "labels": found[:, 5].long()}
+        metric.update([predicted], [{"boxes": truth[:, 1:], "labels": truth[:, 0].long()}])
+    result = metric.compute()
+    return {"mAP@0.5": float(result["map_50"]), "mAP@[.5:.95]": float(result["map"])}
+
+
+def confident(detections):
+    """Detections ``[N, D, 6]`` of score >= REFERENCE_SCORE as targets ``[N, D, 5]`` (the others: padding)."""
+    kept = detections[..., 4:5] >= REFERENCE_SCORE
+    return torch.where(kept, torch.cat((detections[..., 5:], detections[..., :4]), dim=-1), -1.0)
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +58,13 @@ def trained(tmp_path_factory):
 
 
 def test_training_records_map_and_the_k_means_anchors_of_the_training_boxes(trained):
-    _, out = trained
+    root, out = trained
     checkpoint = load_checkpoint(out / "q2.safetensors")
     history = checkpoint.training["history"]
-    assert {"test_mAP@0.5", "test_mAP@[.5:.95]"} <= history[-1].keys()
-    assert 0 <= history[-1]["test_mAP@[.5:.95]"] <= history[-1]["test_mAP@0.5"] <= 1
+    loader = sources.test_loader("fashion-scenes-det", root, batch_size=256, limit=24)  # --test-limit 24
+    expected = coco_map(*detections_and_targets(checkpoint.build_model(), checkpoint.spec.task, loader))
+    assert history[-1]["test_mAP@0.5"] == pytest.approx(expected["mAP@0.5"], abs=1e-6)
+    assert history[-1]["test_mAP@[.5:.95]"] == pytest.approx(expected["mAP@[.5:.95]"], abs=1e-6)
     anchors = torch.tensor(checkpoint.spec.options["anchors"])
     assert anchors.shape == (5, 2) and bool((anchors > 0).all())
     # items are 20..40 px squares (0.6..1.3 cells): the anchors cluster their tight boxes, none larger
@@ -41,7 +75,7 @@ def test_training_records_map_and_the_k_means_anchors_of_the_training_boxes(trai
 def test_evaluate_reports_map_box_agreement_baselines_and_pictures(trained, tmp_path, capsys):
     root, out = trained
     report, pictures = tmp_path / "results.json", tmp_path / "pictures"
-    argv = ["evaluate", str(out / "q2.safetensors"), "--float-checkpoint", str(out / "float.safetensors")]
+    argv = ["evaluate", str(out / "q2.safetensors"), str(out / "float.safetensors")]
     argv += ["--data-root", str(root), "--limit", "12", "--batch-size", "6", "--rate-norm", "max", "--rate-norm-T", "3"]
     argv += ["--activity", "4"]
     assert main([*argv, "--json", str(report), "--save-predictions", str(pictures), "--quiet"]) == 0
@@ -54,9 +88,27 @@ def test_evaluate_reports_map_box_agreement_baselines_and_pictures(trained, tmp_
     assert [(r["model"], r["T"]) for r in results["rows"]] == [
         ("float ANN", None), ("QANN", None), ("SNN unsigned", 3), ("SNN signed", 3), ("rate-norm max", 3)
     ]  # fmt: skip
-    for entry in results["rows"]:
-        assert 0 <= entry["mAP@[.5:.95]"] <= entry["mAP@0.5"] <= 1
-        assert (entry["agreement"] is None) == (entry["T"] is None)
+    checkpoint = load_checkpoint(out / "q2.safetensors")
+    qann = checkpoint.build_model()
+    recomputed = {
+        ("float ANN", None): load_checkpoint(out / "float.safetensors").build_model(),
+        ("QANN", None): qann,
+        ("SNN unsigned", 3): convert(qann, signed=False),
+        ("SNN signed", 3): convert(qann),
+    }
+    loader = sources.test_loader("fashion-scenes-det", root, batch_size=6, limit=12)  # --limit 12 --batch-size 6
+    found = {key: detections_and_targets(model, checkpoint.spec.task, loader) for key, model in recomputed.items()}
+    qann_detections = found[("QANN", None)][0]
+    for (name, T), (detections, targets) in found.items():
+        entry = row(results, name, T)
+        expected = coco_map(detections, targets)
+        assert entry["mAP@0.5"] == pytest.approx(expected["mAP@0.5"], abs=1e-6), name
+        assert entry["mAP@[.5:.95]"] == pytest.approx(expected["mAP@[.5:.95]"], abs=1e-6), name
+        if T is None:
+            assert entry["agreement"] is None, name
+        else:  # mAP@0.5 against the QANN's confident detections
+            agreement = coco_map(detections, confident(qann_detections))["mAP@0.5"]
+            assert entry["agreement"] == pytest.approx(agreement, abs=1e-6), name
     activity = {(entry["model"], entry["T"]): entry for entry in results["activity"]}
     assert list(activity) == [(r["model"], r["T"]) for r in results["rows"][1:]], "every model but the float ANN"
     assert activity[("QANN", None)]["total"]["sops"] == 0 and activity[("QANN", None)]["total"]["macs"] > 0
@@ -77,21 +129,18 @@ def test_finetune_runs_unchanged_on_a_detection_snn(trained, tmp_path, capsys):
     argv = ["finetune", str(out / "q2.safetensors"), "--out", str(tuned), "--data-root", str(root)]
     assert main([*argv, "--steps", "2", "--held-out", "16", "--limit", "32", "--batch-size", "8", "--quiet"]) == 0
     layers = load_checkpoint(tuned).training["finetune"]["layers"]
-    # kept iff the held-out box agreement with the QANN rises, or stays and the output MSE falls
-    assert layers and all(r["agreement_before"] is not None for r in layers)
-    assert all(
-        r["kept"]
-        == (
-            r["agreement_after"] > r["agreement_before"]
-            if r["agreement_after"] != r["agreement_before"]
-            else r["output_error_after"] < r["output_error_before"]
-        )
-        for r in layers
-    )
-    argv = ["evaluate", str(out / "q2.safetensors"), "--finetuned", str(tuned), "--data-root", str(root)]
+    # the reports carry box agreement on the held-out images: the untuned SNN's first, the saved SNN's last
+    untuned_agreement, tuned_agreement = held_out_agreements(out / "q2.safetensors", tuned, root, held_out=16)
+    assert layers and layers[0]["agreement_before"] == pytest.approx(untuned_agreement, abs=1e-12)
+    kept = [r for r in layers if r["kept"]]
+    assert tuned_agreement == pytest.approx(kept[-1]["agreement_after"] if kept else untuned_agreement, abs=1e-12)
+    argv = ["evaluate", str(out / "q2.safetensors"), str(tuned), "--data-root", str(root)]
     assert main([*argv, "--limit", "6", "--quiet", "--json", str(tmp_path / "r.json")]) == 0
     results = json.loads((tmp_path / "r.json").read_text())
-    assert 0 <= row(results, "SNN signed + fine-tuned (ste)", 3)["mAP@0.5"] <= 1
+    checkpoint = load_checkpoint(tuned)
+    loader = sources.test_loader("fashion-scenes-det", root, batch_size=500, limit=6)  # --limit 6
+    expected = coco_map(*detections_and_targets(checkpoint.build_model(), checkpoint.spec.task, loader))
+    assert row(results, "SNN signed + fine-tuned (ste)", 3)["mAP@0.5"] == pytest.approx(expected["mAP@0.5"], abs=1e-6)
 
 
 def test_demo_of_the_detection_task_uses_its_own_defaults(tmp_path, capsys):

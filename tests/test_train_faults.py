@@ -14,7 +14,8 @@ from torch.utils.data import TensorDataset
 
 import fastsnn.workflows.train as train_module
 from fastsnn.errors import FastSNNError
-from fastsnn.workflows.checkpoint import ModelSpec, load_checkpoint
+from fastsnn.workflows.checkpoint import load_checkpoint
+from fastsnn.workflows.model_spec import ModelSpec
 from fastsnn.workflows.train import TrainConfig, fit
 from helpers import write_tiny_fashion_mnist
 

@@ -5,11 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from fastsnn import QuantReLU, convert
+from fastsnn import QuantReLU, convert, quantize
 from fastsnn.analysis import conversion_errors, recorded_outputs
-from fastsnn.errors import FastSNNError
+from fastsnn.errors import FastSNNError, OptionError
 from fastsnn.finetune import finetune
-from fastsnn.tasks import Classification
+from fastsnn.models import create_model
+from fastsnn.tasks import Classification, Segmentation
 from helpers import loader_of, random_qann
 
 
@@ -190,6 +191,22 @@ def test_finetune_returns_the_tuned_network_and_validates_its_options():
             finetune(snn, qann, data, held_out=data, **{option: value})
     with pytest.raises(FastSNNError, match="empty loader"):
         finetune(snn, qann, loader_of(torch.randn(0, 1, 12, 12), 8), held_out=data)
+    with pytest.raises(TypeError, match="unknown_option"):
+        finetune(snn, qann, data, held_out=data, unknown_option=1)
+
+
+def test_without_a_task_only_classifier_outputs_are_judged_by_agreement():
+    """A per-pixel output decoded as classes would compare nonsense: finetune asks for the task instead."""
+    torch.manual_seed(0)
+    qann = quantize(create_model("deeplab_vgg9", num_classes=3, in_channels=1, width=0.125), 2, alpha=1.0).eval()
+    snn, data = convert(qann), loader_of(torch.rand(4, 1, 16, 16), 2)
+    with pytest.raises(OptionError, match=r"task is needed .* \(1, 3, 16, 16\)"):
+        finetune(snn, qann, data, held_out=data, steps_per_layer=1, progress=False)
+    reports = []
+    finetune(snn, qann, data, held_out=data, steps_per_layer=1, progress=False, task=Segmentation(3),
+             on_layer=reports.append)  # fmt: skip
+    assert reports and all(r.agreement_before is not None for r in reports), "pixel agreement with the task"
+    finetune(snn, qann, data, held_out=data, steps_per_layer=1, progress=False, criterion="mse")
 
 
 def test_the_callers_models_keep_their_mode_and_device():

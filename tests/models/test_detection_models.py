@@ -9,7 +9,8 @@ from torch import fx, nn
 
 import fastsnn
 from fastsnn.analysis import recorded_outputs
-from fastsnn.models import ModelError, YOLOv2, create_model, list_models, model_options, model_task
+from fastsnn.errors import OptionError
+from fastsnn.models import YOLOv2, create_model, list_models, model_options, model_task
 from fastsnn.models.resnet import BasicBlock
 from fastsnn.models.yolo import STRIDE, VOC_ANCHORS, tiny_yolov2, yolov2_resnet34
 from fastsnn.quant import QuantReLU
@@ -258,7 +259,7 @@ def test_passthrough_concatenation_runs_on_time_folded_batches_in_the_snn():
     ],
 )
 def test_bad_anchors_are_rejected_naming_the_option(name, anchors):
-    with pytest.raises(ModelError, match="anchors"):
+    with pytest.raises(OptionError, match="anchors"):
         create_model(name, anchors=anchors)
 
 
@@ -282,15 +283,15 @@ def test_registered_for_detection_with_voc_defaults_and_checked_options():
         assert model.head.predict.out_channels == 5 * (5 + 20)
     for name in DETECTORS:
         assert model_options(name) == {"width", "anchors"}
-        with pytest.raises(ModelError, match="stem"):
+        with pytest.raises(OptionError, match="stem"):
             create_model(name, stem="cifar")
-        with pytest.raises(ModelError, match="width"):
+        with pytest.raises(OptionError, match="width"):
             create_model(name, width=0)
-        with pytest.raises(ModelError, match="num_classes"):
+        with pytest.raises(OptionError, match="num_classes"):
             create_model(name, num_classes=0)
-        with pytest.raises(ModelError, match="in_channels"):
+        with pytest.raises(OptionError, match="in_channels"):
             create_model(name, in_channels=1.5)
-        with pytest.raises(ModelError, match="num_classes=20000 with 16 anchors"):
+        with pytest.raises(OptionError, match="num_classes 20000 with 16 anchors"):
             create_model(name, num_classes=20_000, anchors=((1, 1),) * 16)
 
 

@@ -4,9 +4,8 @@ import pytest
 from torch import nn
 
 import fastsnn.models.registry as registry
-from fastsnn.errors import FastSNNError
+from fastsnn.errors import FastSNNError, OptionError
 from fastsnn.models import (
-    ModelError,
     alexnet,
     create_model,
     deeplab,
@@ -40,7 +39,7 @@ def test_list_models_is_the_builtin_builders_sorted_and_each_module_exports_its_
 
 
 def test_error_class_is_a_fastsnn_error():
-    assert issubclass(ModelError, FastSNNError)
+    assert issubclass(OptionError, FastSNNError)
 
 
 def test_register_model_returns_fn_and_makes_it_creatable(scratch_registry):
@@ -74,7 +73,7 @@ def test_register_rejects_builder_without_required_keywords(scratch_registry):
 
 
 def test_unknown_name_lists_known_models():
-    with pytest.raises(ModelError) as info:
+    with pytest.raises(OptionError) as info:
         create_model("resnet999")
     message = str(info.value)
     assert "resnet999" in message
@@ -83,12 +82,12 @@ def test_unknown_name_lists_known_models():
 
 
 def test_non_string_name_raises_the_same_error():
-    with pytest.raises(ModelError, match="None"):
+    with pytest.raises(OptionError, match="None"):
         create_model(None)
 
 
 def test_unknown_option_names_option_and_accepted_ones():
-    with pytest.raises(ModelError) as info:
+    with pytest.raises(OptionError) as info:
         create_model("resnet20", depth=56)
     message = str(info.value)
     assert "depth" in message
@@ -99,7 +98,7 @@ def test_unknown_option_names_option_and_accepted_ones():
 
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 def test_bad_stem_names_option_and_values(name):
-    with pytest.raises(ModelError) as info:
+    with pytest.raises(OptionError) as info:
         create_model(name, stem="tiny")
     message = str(info.value)
     assert "stem" in message and "'tiny'" in message
@@ -109,11 +108,11 @@ def test_bad_stem_names_option_and_values(name):
 @pytest.mark.parametrize("name", sorted(BUILTIN))
 @pytest.mark.parametrize("width", [0, -0.5, float("nan"), "wide"])
 def test_bad_width_names_option(name, width):
-    with pytest.raises(ModelError, match="width"):
+    with pytest.raises(OptionError, match="width"):
         create_model(name, width=width)
 
 
 @pytest.mark.parametrize("option,value", [("num_classes", 0), ("in_channels", 0), ("num_classes", 2.5)])
 def test_bad_counts_name_option(option, value):
-    with pytest.raises(ModelError, match=option):
+    with pytest.raises(OptionError, match=option):
         create_model("resnet20", **{option: value})

@@ -10,7 +10,8 @@ from torch import fx, nn
 
 import fastsnn
 from fastsnn.analysis import recorded_outputs
-from fastsnn.models import DeepLabV3, DeepLabVGG, ModelError, create_model, list_models
+from fastsnn.errors import OptionError
+from fastsnn.models import DeepLabV3, DeepLabVGG, create_model, list_models
 from fastsnn.models.deeplab import deeplab_vgg9, deeplabv3_resnet34
 from fastsnn.models.registry import model_task
 from fastsnn.models.resnet import BasicBlock
@@ -194,13 +195,13 @@ def test_registered_with_segmentation_defaults_and_checked_options():
     assert deeplab_vgg9(width=0.125).classifier.out_channels == 21
     assert deeplabv3_resnet34(width=0.125).classifier.out_channels == 21
     for name in SEGMENTERS:
-        with pytest.raises(ModelError, match="stem"):
+        with pytest.raises(OptionError, match="stem"):
             create_model(name, stem="cifar")
-        with pytest.raises(ModelError, match="width"):
+        with pytest.raises(OptionError, match="width"):
             create_model(name, width=0)
-        with pytest.raises(ModelError, match="num_classes"):
+        with pytest.raises(OptionError, match="num_classes"):
             create_model(name, num_classes=0)
-        with pytest.raises(ModelError, match="in_channels"):
+        with pytest.raises(OptionError, match="in_channels"):
             create_model(name, in_channels=1.5)
 
 

@@ -8,7 +8,16 @@ import torch
 from fastsnn.tasks import create_task
 from fastsnn.tasks.anchors import kmeans_anchors
 from fastsnn.tasks.boxes import MAX_OBJECTS, pad_objects
-from fastsnn.tasks.detection import MAX_DETECTIONS, REFERENCE_SCORE, BoxAgreement, DetectionMeter
+from fastsnn.tasks.detection import (
+    CLASS_SCALE,
+    COORD_SCALE,
+    MAX_DETECTIONS,
+    NO_OBJECT_SCALE,
+    OBJECT_SCALE,
+    REFERENCE_SCORE,
+    BoxAgreement,
+    DetectionMeter,
+)
 from fastsnn.tasks.yolo_coding import assign, split_output
 
 ANCHORS = ((1.0, 1.0), (2.0, 3.0))
@@ -101,6 +110,60 @@ def test_loss_is_lower_for_the_correct_prediction_than_for_a_shifted_one():
     correct.requires_grad_(True)
     task.loss(correct, targets).backward()
     assert torch.isfinite(correct.grad).all() and correct.grad.abs().sum() > 0
+
+
+# A 3 x 3 grid of 32 px cells (a 96 x 96 image), anchors of 2 x 2 and 2 x 2.5 cells, 2 classes, 2 images.
+# Image 0: a 60 x 84 px box of class 1 centred at (56, 48) px, in cell (row 1, column 1): anchor 1 answers
+# (shape IoU 0.90) and anchor 0 (shape IoU 0.73 > 0.5) is ignored there. Image 1: a 30 x 36 px box of class 0
+# centred at (80, 20) px, in cell (row 0, column 2): anchor 0 answers (0.26), anchor 1 (0.21) stays negative.
+HAND_ANCHORS = ((2.0, 2.0), (2.0, 2.5))
+HAND_POSITIVES = [((0, 1, 1, 1), (26.0, 6.0, 86.0, 90.0), 1), ((1, 0, 0, 2), (65.0, 2.0, 95.0, 38.0), 0)]
+HAND_IGNORED = (0, 0, 1, 1)  # (image, anchor, row, column)
+
+
+def yolo_loss_by_hand(output):
+    """YOLOv2's loss of ``output [2, 2*7, 3, 3]`` for the targets of :data:`HAND_POSITIVES`, term by term."""
+    objectness = torch.sigmoid(output[:, [4, 11]])  # [B, A, h, w]: channel 4 of each anchor's 7
+    negative = torch.ones_like(objectness, dtype=torch.bool)
+    negative[HAND_IGNORED] = False
+    object_term = coordinate_term = class_term = 0.0
+    for (image, anchor, row, column), (x1, y1, x2, y2), label in HAND_POSITIVES:
+        negative[image, anchor, row, column] = False
+        tx, ty, tw, th, to, *logits = output[image, 7 * anchor : 7 * anchor + 7, row, column]
+        (pw, ph), sx, sy = HAND_ANCHORS[anchor], torch.sigmoid(tx), torch.sigmoid(ty)
+        with torch.no_grad():  # the objectness target: IoU of the predicted box with the ground truth
+            cx, cy = (column + sx) * STRIDE, (row + sy) * STRIDE
+            w, h = pw * torch.exp(tw) * STRIDE, ph * torch.exp(th) * STRIDE
+            overlap_w = ((cx + w / 2).clamp(max=x2) - (cx - w / 2).clamp(min=x1)).clamp(min=0)
+            overlap_h = ((cy + h / 2).clamp(max=y2) - (cy - h / 2).clamp(min=y1)).clamp(min=0)
+            iou = overlap_w * overlap_h / (w * h + (x2 - x1) * (y2 - y1) - overlap_w * overlap_h)
+            assert iou > 0.1, "the case must exercise the IoU target"
+        object_term = object_term + (torch.sigmoid(to) - iou) ** 2
+        fitted = ((x1 + x2) / 2 / STRIDE - column, (y1 + y2) / 2 / STRIDE - row)
+        fitted += (math.log((x2 - x1) / (pw * STRIDE)), math.log((y2 - y1) / (ph * STRIDE)))
+        squared = (sx - fitted[0]) ** 2 + (sy - fitted[1]) ** 2 + (tw - fitted[2]) ** 2 + (th - fitted[3]) ** 2
+        coordinate_term = coordinate_term + (2 - (x2 - x1) * (y2 - y1) / 96**2) * squared
+        class_term = class_term - torch.log_softmax(torch.stack(logits), 0)[label]
+    assert int(negative.sum()) == 2 * 2 * 3 * 3 - 3
+    no_object_term = objectness[negative].pow(2).sum()
+    return (
+        OBJECT_SCALE * object_term
+        + NO_OBJECT_SCALE * no_object_term
+        + COORD_SCALE * coordinate_term
+        + CLASS_SCALE * class_term
+    ) / 2  # averaged over the 2 images
+
+
+def test_loss_and_its_gradient_equal_yolov2s_loss_computed_by_hand():
+    task = create_task("detection", num_classes=2, anchors=HAND_ANCHORS)
+    targets = targets_of(*([(label, *box)] for _, box, label in HAND_POSITIVES))  # one box per image, in order
+    output = 0.5 * torch.randn(2, 2 * 7, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    by_hand, computed = output.clone().requires_grad_(True), output.clone().requires_grad_(True)
+    expected, loss = yolo_loss_by_hand(by_hand), task.loss(computed, targets)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    expected.backward()
+    loss.backward()
+    assert torch.allclose(computed.grad, by_hand.grad, rtol=1e-10, atol=1e-12), "the IoU target must be detached"
 
 
 def detections_from(targets, score=0.9, shift=0.0):

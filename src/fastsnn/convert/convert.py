@@ -5,7 +5,7 @@ from collections.abc import Callable, Mapping
 
 from torch import nn
 
-from ..errors import ConversionError
+from ..errors import ConversionError, OptionError
 from ..graph_checks import find_unsupported
 from ..module_swap import swap_modules_
 from ..neuron import IFNeuron, check_time_steps
@@ -58,7 +58,7 @@ def convert(
             )
         T = levels(bit_widths.pop())
     if not isinstance(signed, bool):
-        raise ConversionError(f"signed must be True or False, got {signed!r}")
+        raise OptionError("signed", f"must be True or False, got {signed!r}")
 
     try:
         check_time_steps(T)

@@ -1,5 +1,6 @@
 """Fine-tuning of converted SNNs against their QANN: layer-wise training, bias calibration, end-to-end distillation."""
 
-from .pipeline import CRITERIA, END_TO_END, Criterion, LayerReport, finetune
+from .config import Criterion, FinetuneConfig
+from .pipeline import END_TO_END, LayerReport, finetune
 
-__all__ = ["CRITERIA", "END_TO_END", "Criterion", "LayerReport", "finetune"]
+__all__ = ["END_TO_END", "Criterion", "FinetuneConfig", "LayerReport", "finetune"]

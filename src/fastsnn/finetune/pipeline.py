@@ -21,26 +21,22 @@ import copy
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from typing import Literal
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ..analysis import ConversionErrors, conversion_errors
 from ..convert import SpikingNetwork
-from ..convert.memory_guard import runner
-from ..errors import FastSNNError
+from ..errors import OptionError
 from ..model_context import device_of, eval_mode
-from ..neuron import SURROGATES, Surrogate
+from ..progress import tqdm
 from ..tasks import Classification, Task
 from .calibration import calibrate_layer
+from .config import FinetuneConfig
 from .end_to_end import distill
 from .layerwise import train_layer
 from .reach import cycle, feeding_parameters
 
-Criterion = Literal["agreement", "mse"]
-CRITERIA: tuple[Criterion, ...] = ("agreement", "mse")
 END_TO_END = "(end to end)"  # the ``layer`` of the end-to-end phase's report
 CALIBRATION_BATCHES = 4  # training batches on which calibration measures each layer's mean error
 CHECKS = 5  # held-out evaluations during the end-to-end phase (the best weights are kept)
@@ -72,18 +68,11 @@ def finetune(
     loader: Iterable,
     *,
     held_out: Iterable,
-    objective: Surrogate = "ste",
-    steps_per_layer: int = 100,
-    lr: float = 1e-3,
-    calibrate: bool = False,
-    calibration_rounds: int = 3,
-    end_to_end_steps: int = 0,
-    end_to_end_lr: float = 1e-4,
-    end_to_end_objective: Surrogate = "bptt",
-    criterion: Criterion = "agreement",
+    config: FinetuneConfig | None = None,
     task: Task | None = None,
     progress: bool = True,
     on_layer: Callable[[LayerReport], None] | None = None,
+    **options,
 ) -> SpikingNetwork:
     """A copy of ``snn`` corrected towards ``qann`` (both are left untouched).
 
@@ -93,88 +82,81 @@ def finetune(
         qann: the quantized ANN it was converted from; the targets are its activations and outputs.
         loader: training batches ``(images [B, C, H, W], labels)``, cycled as needed (labels unused).
         held_out: batches not in ``loader`` that decide whether each correction is kept.
-        objective: surrogate gradient, ``"ste"`` (the paper's) or ``"bptt"`` (through the T steps).
-        steps_per_layer: layer-wise optimizer steps (Adam) per spiking layer; 0 skips layer-wise training.
-        lr: layer-wise Adam learning rate.
-        calibrate: after each layer's training, shift its per-channel bias by its mean error,
-            measured on the first :data:`CALIBRATION_BATCHES` batches of ``loader``. Off by default:
-            kept on held-out data, it lowered test agreement by 0.09–0.22 pp in benchmarks/fidelity.py.
-        calibration_rounds: measure-and-shift rounds per layer.
-        end_to_end_steps: steps of the end-to-end phase (0, the default: none; in benchmarks/fidelity.py
-            120 steps raised accuracy but not agreement).
-        end_to_end_lr: its Adam learning rate.
-        end_to_end_objective: its surrogate gradient (``"bptt"``: measured better than ``"ste"`` there).
-        criterion: ``"agreement"`` (with the QANN's predictions, ties broken by output MSE) or ``"mse"``.
-        task: decodes outputs into predictions for the agreement (default: classification).
+        config: the corrections and their budgets (:class:`FinetuneConfig`); ``options`` override its
+            fields by name, e.g. ``finetune(..., steps_per_layer=30, criterion="mse")``.
+        task: decodes outputs into predictions for the agreement criterion; may be omitted only for
+            classifiers (outputs ``[B, classes]``).
         on_layer: called with the :class:`LayerReport` of each correction (e.g. ``reports.append``).
     Returns:
         the tuned SNN in eval mode.
+    Raises:
+        OptionError: an option outside what it accepts, or ``task`` omitted for outputs that are not
+            ``[B, classes]``.
     """
-    _check_options(
-        {"objective": objective, "end_to_end_objective": end_to_end_objective},
-        {
-            "steps_per_layer": steps_per_layer,
-            "calibration_rounds": calibration_rounds,
-            "end_to_end_steps": end_to_end_steps,
-        },
-        {"lr": lr, "end_to_end_lr": end_to_end_lr},
-        criterion,
-    )
+    config = dataclasses.replace(config or FinetuneConfig(), **options)
     tuned = copy.deepcopy(snn).eval().requires_grad_(False)
     batches = cycle(loader, device_of(tuned))
     probe = next(batches)
-    calibration_images = [probe, *(next(batches) for _ in range(CALIBRATION_BATCHES - 1 if calibrate else 0))]
-    with torch.enable_grad():
-        runner(tuned, probe)  # refuses up front, suggesting a batch size, if a batch cannot fit with gradients
+    extra = CALIBRATION_BATCHES - 1 if config.calibrate else 0
+    calibration_images = [probe, *(next(batches) for _ in range(extra))]
+    tuned.plan(probe).chunk_size(len(probe), gradients=True)  # refuses a batch that cannot fit with gradients
     with eval_mode(qann):
-        judge = _Judge(
-            tuned, qann, held_out, (task or Classification()) if criterion == "agreement" else None, on_layer
-        )
+        if task is None and config.criterion == "agreement":
+            task = _classification_of(qann, probe)
+        judge = _Judge(tuned, qann, held_out, task if config.criterion == "agreement" else None, on_layer)
         feeding_exact: set[str] = set()
-        for layer, neuron in tqdm(tuned.neurons(), desc=f"fine-tune ({objective})", disable=not progress, leave=False):
+        for layer, neuron in tqdm(
+            tuned.neurons(), desc=f"fine-tune ({config.objective})", disable=not progress, leave=False
+        ):
             parameters, exact = feeding_parameters(tuned, neuron, probe)
             if exact:  # driven by the analog input: nothing to correct
                 feeding_exact |= set(parameters)
                 continue
-            if steps_per_layer:
-                judge.attempt(
+            if config.steps_per_layer:
+                train = functools.partial(_trained_layer, tuned, qann, layer, parameters, batches, config)
+                judge.attempt(layer, "layer-wise", parameters, train)
+            if config.calibrate:
+                shift = functools.partial(
+                    calibrate_layer,
+                    tuned,
+                    qann,
                     layer,
-                    "layer-wise",
                     parameters,
-                    functools.partial(
-                        _trained_layer, tuned, qann, layer, parameters, batches, objective, steps_per_layer, lr
-                    ),
+                    calibration_images,
+                    rounds=config.calibration_rounds,
                 )
-            if calibrate:
-                judge.attempt(
-                    layer,
-                    "calibration",
-                    parameters,
-                    functools.partial(
-                        calibrate_layer, tuned, qann, layer, parameters, calibration_images, rounds=calibration_rounds
-                    ),
-                )
-        if end_to_end_steps:
+                judge.attempt(layer, "calibration", parameters, shift)
+        if config.end_to_end_steps:
             trained = {name: p for name, p in tuned.body.named_parameters() if name not in feeding_exact}
-            judge.attempt(
-                END_TO_END,
-                "end-to-end",
-                trained,
-                lambda: _distilled(
-                    judge, qann, trained, batches, end_to_end_objective, end_to_end_steps, end_to_end_lr
-                ),
-            )
+            judge.attempt(END_TO_END, "end-to-end", trained, lambda: _distilled(judge, qann, trained, batches, config))
     for parameter, original in zip(tuned.parameters(), snn.parameters(), strict=True):
         parameter.requires_grad_(original.requires_grad)
     return tuned
 
 
-def _trained_layer(snn, qann, layer, parameters, batches, objective, steps, lr) -> list[str]:
-    train_layer(snn, qann, layer, parameters, batches, objective=objective, steps=steps, lr=lr)
+def _trained_layer(snn, qann, layer, parameters, batches, config: FinetuneConfig) -> list[str]:
+    train_layer(
+        snn, qann, layer, parameters, batches, objective=config.objective, steps=config.steps_per_layer, lr=config.lr
+    )
     return list(parameters)
 
 
-def _distilled(judge: "_Judge", qann, parameters, batches: Iterator, objective, steps: int, lr: float) -> list[str]:
+def _classification_of(qann: nn.Module, images: torch.Tensor) -> Task:
+    """The classification task of ``qann``'s outputs ``[B, classes]``; refuses any other output, whose
+    predictions only the model's own task can decode."""
+    with torch.no_grad():
+        output = qann(images[:1])
+    if not isinstance(output, torch.Tensor) or output.dim() != 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise OptionError(
+            "task",
+            f"is needed to compare predictions of outputs shaped {shape} (not [B, classes]); pass the "
+            "model's task, e.g. fastsnn.tasks.create_task('segmentation', num_classes=...), or criterion='mse'",
+        )
+    return Classification(output.shape[1])
+
+
+def _distilled(judge: "_Judge", qann, parameters, batches: Iterator, config: FinetuneConfig) -> list[str]:
     """Run the end-to-end phase, then load the weights that scored best on the held-out criterion
     at its checks (the starting weights if none beat them)."""
     best = {"errors": judge.current, "weights": {n: p.detach().clone() for n, p in parameters.items()}}
@@ -189,10 +171,10 @@ def _distilled(judge: "_Judge", qann, parameters, batches: Iterator, objective, 
         qann,
         parameters,
         batches,
-        objective=objective,
-        steps=steps,
-        lr=lr,
-        check_every=max(1, steps // CHECKS),
+        objective=config.end_to_end_objective,
+        steps=config.end_to_end_steps,
+        lr=config.end_to_end_lr,
+        check_every=max(1, config.end_to_end_steps // CHECKS),
         on_check=check,
     )
     with torch.no_grad():
@@ -257,18 +239,3 @@ class _Judge:
             with torch.no_grad():
                 for name, parameter in parameters.items():
                     parameter.copy_(saved[name])
-
-
-def _check_options(surrogates: dict, counts: dict, rates: dict, criterion) -> None:
-    """Refuse a bad option by name before anything runs."""
-    for name, value in surrogates.items():
-        if value not in SURROGATES:
-            raise FastSNNError(f"{name} must be one of {', '.join(SURROGATES)}, got {value!r}")
-    for name, value in counts.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise FastSNNError(f"{name} must be a non-negative integer, got {value!r}")
-    for name, value in rates.items():
-        if not value > 0:
-            raise FastSNNError(f"{name} must be > 0, got {value!r}")
-    if criterion not in CRITERIA:
-        raise FastSNNError(f"criterion must be one of {', '.join(CRITERIA)}, got {criterion!r}")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Literal, get_args
 
 from torch import nn
 
-from fastsnn.models.registry import ModelError
+from fastsnn.errors import OptionError
 
-STEMS = ("cifar", "imagenet")
+Stem = Literal["cifar", "imagenet"]
+STEMS: tuple[str, ...] = get_args(Stem)
 MIN_CHANNELS = 4
 # Upper bounds that keep a typo (or a hostile checkpoint) from asking for a model of many gigabytes.
 MAX_WIDTH = 8.0
@@ -20,7 +22,7 @@ MAX_IN_CHANNELS = 1024
 def check_stem(stem: str) -> str:
     """Return ``stem`` if it is one of :data:`STEMS`, else raise naming the option."""
     if stem not in STEMS:
-        raise ModelError(f"unknown stem={stem!r}; stem must be one of {', '.join(map(repr, STEMS))}")
+        raise OptionError("stem", f"{stem!r} is not known; accepted: {', '.join(map(repr, STEMS))}")
     return stem
 
 
@@ -32,14 +34,14 @@ def check_width(width: float) -> float:
         or not math.isfinite(width)
         or not 0 < width <= MAX_WIDTH
     ):
-        raise ModelError(f"width must be a finite number in (0, {MAX_WIDTH:g}], got width={width!r}")
+        raise OptionError("width", f"must be a finite number in (0, {MAX_WIDTH:g}], got {width!r}")
     return float(width)
 
 
 def check_count(option: str, value: int, high: int) -> int:
     """Return ``value`` if it is an integer in 1..high, else raise naming ``option``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= high:
-        raise ModelError(f"{option} must be an integer in 1..{high}, got {option}={value!r}")
+        raise OptionError(option, f"must be an integer in 1..{high}, got {value!r}")
     return int(value)
 
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from fastsnn.errors import OptionError
 from fastsnn.models._layers import (
     MAX_CLASSES,
     MAX_IN_CHANNELS,
@@ -37,7 +38,7 @@ from fastsnn.models._layers import (
     init_weights,
     scale,
 )
-from fastsnn.models.registry import ModelError, register_model
+from fastsnn.models.registry import register_model
 from fastsnn.models.resnet import basic_stages, strided_stem
 from fastsnn.tasks.anchors import VOC_ANCHORS  # the task owns anchors; the model only needs their number
 
@@ -68,7 +69,7 @@ _PASSTHROUGH = 128
 
 
 def check_anchors(anchors: Sequence[Sequence[float]]) -> tuple[tuple[float, float], ...]:
-    """``anchors`` as a tuple of ``(width, height)`` float pairs, else ModelError naming the option.
+    """``anchors`` as a tuple of ``(width, height)`` float pairs, else OptionError naming the option.
 
     Accepts a tuple or list of 1..MAX_ANCHORS pairs (tuples or lists, as a JSON round trip gives)
     of finite numbers > 0, in grid cells.
@@ -85,9 +86,10 @@ def check_anchors(anchors: Sequence[Sequence[float]]) -> tuple[tuple[float, floa
         or not 1 <= len(anchors) <= MAX_ANCHORS
         or not all(is_sequence(pair) and len(pair) == 2 and all(map(positive, pair)) for pair in anchors)
     ):
-        raise ModelError(
-            f"anchors must be 1..{MAX_ANCHORS} (width, height) pairs of finite numbers > 0 in grid cells, "
-            f"got anchors={reprlib.repr(anchors)}"
+        raise OptionError(
+            "anchors",
+            f"must be 1..{MAX_ANCHORS} (width, height) pairs of finite numbers > 0 in grid cells, "
+            f"got anchors={reprlib.repr(anchors)}",
         )
     return tuple((float(width), float(height)) for width, height in anchors)
 
@@ -100,9 +102,10 @@ def _check(
     anchors = check_anchors(anchors)
     outputs = len(anchors) * (BOX_OUTPUTS + num_classes)
     if outputs > MAX_CLASSES:
-        raise ModelError(
-            f"num_classes={num_classes} with {len(anchors)} anchors asks for {outputs} prediction channels "
-            f"(anchors x (5 + num_classes)); at most {MAX_CLASSES}"
+        raise OptionError(
+            "num_classes",
+            f"{num_classes} with {len(anchors)} anchors asks for {outputs} prediction channels "
+            f"(anchors x (5 + num_classes)); at most {MAX_CLASSES}",
         )
     return num_classes, check_count("in_channels", in_channels, MAX_IN_CHANNELS), check_width(width), anchors
 

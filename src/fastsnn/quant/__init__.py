@@ -3,7 +3,7 @@
 from .activation import MAX_BITS, MIN_BITS, QuantReLU, check_bits, levels, quantize_activation
 from .calibrate import relu_percentiles
 from .swap import quantize
-from .weight import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, PerChannelWeightQuantizer, quantize_weights_
+from .weight import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, PerChannelWeightQuantizer, check_weight_bits, quantize_weights_
 
 __all__ = [
     "MAX_BITS",
@@ -13,6 +13,7 @@ __all__ = [
     "PerChannelWeightQuantizer",
     "QuantReLU",
     "check_bits",
+    "check_weight_bits",
     "levels",
     "quantize",
     "quantize_activation",

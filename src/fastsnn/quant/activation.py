@@ -12,13 +12,15 @@ import math
 import torch
 from torch import nn
 
+from ..errors import OptionError
+
 MIN_BITS, MAX_BITS = 1, 8  # activation bits: T = 2^b − 1 from 1 to 255 steps
 
 
 def check_bits(bits) -> int:
-    """``bits`` if it is an integer in MIN_BITS..MAX_BITS, else ValueError: the one check of bits in the library."""
+    """``bits`` if it is an integer in MIN_BITS..MAX_BITS, else OptionError: the one check of bits in the library."""
     if not isinstance(bits, int) or isinstance(bits, bool) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"bits must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
+        raise OptionError("bits", f"must be an integer in {MIN_BITS}..{MAX_BITS}, got {bits!r}")
     return bits
 
 

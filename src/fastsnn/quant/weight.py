@@ -12,7 +12,17 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..errors import OptionError
+
 MIN_WEIGHT_BITS, MAX_WEIGHT_BITS = 2, 16
+
+
+def check_weight_bits(bits) -> int:
+    """``bits`` if it is an integer in MIN_WEIGHT_BITS..MAX_WEIGHT_BITS, else OptionError: the one check of
+    weight bits in the library."""
+    if not isinstance(bits, int) or isinstance(bits, bool) or not MIN_WEIGHT_BITS <= bits <= MAX_WEIGHT_BITS:
+        raise OptionError("weight_bits", f"must be an integer in {MIN_WEIGHT_BITS}..{MAX_WEIGHT_BITS}, got {bits!r}")
+    return bits
 
 
 class PerChannelWeightQuantizer(nn.Module):
@@ -20,9 +30,7 @@ class PerChannelWeightQuantizer(nn.Module):
 
     def __init__(self, bits: int):
         super().__init__()
-        if not isinstance(bits, int) or isinstance(bits, bool) or not MIN_WEIGHT_BITS <= bits <= MAX_WEIGHT_BITS:
-            raise ValueError(f"weight_bits must be an integer in {MIN_WEIGHT_BITS}..{MAX_WEIGHT_BITS}, got {bits!r}")
-        self.bits = bits
+        self.bits = check_weight_bits(bits)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         max_level = 2 ** (self.bits - 1) - 1

@@ -1,4 +1,4 @@
-"""``fastsnn analyze``: per-layer conversion error and activity of a QANN checkpoint's SNNs on real test images."""
+"""``fastsnn analyze``: per-layer conversion error and activity of SNNs against their QANN on real test images."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -7,43 +7,48 @@ import torch
 
 from ..analysis import ActivityReport, ConversionErrors, activity, conversion_errors, plot_conversion_errors
 from ..analysis.activity_plot import plot_activity
-from ..convert import convert
-from ..errors import FastSNNError
-from .atomic import write_json
-from .sources import dataset_of, default_device, load_float, load_qann, load_snn, snn_label, test_loader
+from ..convert import SimulationConfig, convert
+from ..errors import OptionError
+from .atomic import atomic_path, write_json
+from .data_config import DataConfig
+from .sources import dataset_of, default_device, read_compared, test_loader
+
+ANALYSIS_DATA = DataConfig(batch_size=250, limit=1000)
 
 
-def analyze_checkpoint(
-    path: str | Path,
+def analyze_checkpoints(
+    paths: Sequence[str | Path],
     *,
-    float_checkpoint: str | Path | None = None,
-    finetuned: Sequence[str | Path] = (),
-    T: int | None = None,
-    dataset: str | None = None,
-    data_root=None,
-    limit: int | None = 1000,
-    batch_size: int = 250,
+    simulation: SimulationConfig = SimulationConfig(),
+    data: DataConfig = ANALYSIS_DATA,
     device: torch.device | None = None,
 ) -> tuple[ConversionErrors, dict[str, ActivityReport]]:
-    """Over the first ``limit`` test images: :func:`~fastsnn.analysis.conversion_errors` of the unsigned and
-    signed SNNs of the QANN at ``path`` (and of the fine-tuned SNN checkpoints ``finetuned``), and the
-    :func:`~fastsnn.analysis.activity` of the QANN and of each SNN, keyed ``"QANN"``, ``"unsigned"``, ...
+    """Over the first ``data.limit`` test images: :func:`~fastsnn.analysis.conversion_errors` against the
+    QANN of the SNNs at ``paths`` and, when a QANN checkpoint is named, of its unsigned and signed SNNs at
+    ``simulation.time_steps``; and the :func:`~fastsnn.analysis.activity` of the QANN and of each SNN,
+    keyed ``"QANN"``, ``"unsigned"``, ``"signed"``, ``"signed + fine-tuned (ste)"``, ...
 
-    With ``float_checkpoint`` the quantization error (float ANN vs QANN) is measured too.
+    The QANN is the one named, else the one an SNN checkpoint carries; with a float checkpoint among
+    ``paths`` the quantization error (float ANN vs QANN) is measured too.
     """
     device = device or default_device()
-    checkpoint, qann = load_qann(path)
-    qann = qann.to(device)
-    variants = {"unsigned": convert(qann, signed=False, T=T), "signed": convert(qann, signed=True, T=T)}
-    for snn_path in finetuned:
-        snn_checkpoint, snn = load_snn(snn_path, like=checkpoint)
-        if snn.T != variants["signed"].T:
-            raise FastSNNError(
-                f"{snn_path} simulates T={snn.T} but the analysis runs at T={variants['signed'].T}; pass -T {snn.T}"
-            )
-        variants[snn_label(snn_checkpoint).removeprefix("SNN ")] = snn.to(device)
-    loader = test_loader(dataset_of(checkpoint, path, dataset), data_root, batch_size=batch_size, limit=limit)
-    float_model = load_float(float_checkpoint, like=checkpoint).to(device) if float_checkpoint is not None else None
+    compared = read_compared(paths)
+    if compared.qann is None:
+        raise OptionError("checkpoints", "name no QANN and no SNN checkpoint; the conversion error needs one")
+    qann = compared.qann.to(device)
+    variants = {}
+    if compared.qann_given:
+        T = simulation.time_steps
+        variants = {"unsigned": convert(qann, signed=False, T=T), "signed": convert(qann, signed=True, T=T)}
+    elif simulation.time_steps is not None:
+        raise OptionError("time_steps", "applies to the SNNs of a QANN checkpoint; none was named")
+    variants |= {label.removeprefix("SNN "): snn.to(device) for label, snn in compared.snns.items()}
+    steps = {name: snn.T for name, snn in variants.items()}
+    if len(set(steps.values())) > 1:
+        raise OptionError("time_steps", f"differ between the SNNs compared ({steps}); the layers' errors need one T")
+    dataset = dataset_of(compared.first.checkpoint, compared.first.path, data.dataset)
+    loader = test_loader(dataset, data.data_root, batch_size=data.batch_size, limit=data.limit)
+    float_model = compared.float_model.to(device) if compared.float_model is not None else None
     errors = conversion_errors(qann, variants, loader, float_model=float_model)
     return errors, {name: activity(model, loader) for name, model in {"QANN": qann, **variants}.items()}
 
@@ -54,11 +59,14 @@ def save_analysis(
     """Write ``conversion_errors.json`` / ``.png`` and, given activity ``reports``, ``activity.json`` / ``.png``
     into folder ``out``; returns the paths written."""
     out = Path(out)
-    written = [
-        write_json(out / "conversion_errors.json", errors.as_dict()),
-        plot_conversion_errors(errors, out / "conversion_errors.png", title=title),
-    ]
+    outputs = {"conversion_errors": (errors.as_dict(), plot_conversion_errors(errors, title=title))}
     if reports is not None:
-        written.append(write_json(out / "activity.json", {name: r.to_dict() for name, r in reports.items()}))
-        written.append(plot_activity(reports, out / "activity.png", title=title))
+        activities = {name: report.to_dict() for name, report in reports.items()}
+        outputs["activity"] = (activities, plot_activity(reports, title=title))
+    written = []
+    for name, (record, figure) in outputs.items():
+        written.append(write_json(out / f"{name}.json", record))
+        with atomic_path(out / f"{name}.png") as temporary:
+            figure.savefig(temporary, format="png", dpi=120)
+        written.append(out / f"{name}.png")
     return written

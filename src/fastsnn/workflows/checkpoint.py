@@ -2,6 +2,8 @@
 
 Layout of one file (no pickle anywhere):
     tensors   ``model.<state key>``          model parameters and buffers
+              ``reference.<state key>``      of a spiking network: the QANN it was converted from
+                                             (the targets of fine-tuning, the reference of agreement)
               ``optimizer.<param index>.<k>`` per-parameter optimizer state (e.g. momentum)
               ``rng.torch``                   CPU random generator state (for exact resume)
     metadata  ``format``      ``fastsnn-checkpoint-v1``
@@ -25,14 +27,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from ..convert import convert
-from ..data import dataset_info
-from ..errors import CheckpointError, DataError
-from ..models import create_model, model_task
-from ..neuron import check_time_steps
-from ..quant import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, check_bits, quantize
-from ..tasks import TASKS, Task, create_task
+from ..errors import CheckpointError
 from .atomic import atomic_path
+from .model_spec import ModelSpec, spec_from_json
 
 FORMAT = "fastsnn-checkpoint-v1"
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".bin", ".ckpt")
@@ -44,64 +41,6 @@ _PICKLE_REFUSAL = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """What rebuilds a model: registry name and options, activation / weight bits (None = float),
-    and for a spiking network its simulation settings ``snn = {"T": int, "signed": bool}``."""
-
-    name: str
-    num_classes: int
-    in_channels: int
-    options: dict = dataclasses.field(default_factory=dict)
-    bits: int | None = None
-    weight_bits: int | None = None
-    snn: dict | None = None
-
-    def build(self) -> nn.Module:
-        """A fresh model of this spec (quantized if ``bits`` is set, converted if ``snn``), untrained."""
-        model = create_model(self.name, num_classes=self.num_classes, in_channels=self.in_channels, **self.options)
-        if self.bits is not None:
-            model = quantize(model, self.bits, weight_bits=self.weight_bits)
-        if self.snn is not None:
-            model = convert(model, **self.snn)
-        return model
-
-    def with_bits(self, bits: int | None) -> "ModelSpec":
-        return dataclasses.replace(self, bits=bits)
-
-    @property
-    def task(self) -> Task:
-        """The task of the model's output (its loss, decoding and metrics)."""
-        name = model_task(self.name)
-        options = {key: self.options[key] for key in TASKS[name].model_options if key in self.options}
-        return create_task(name, num_classes=self.num_classes, **options)
-
-    def check_dataset(self, dataset: str) -> None:
-        """Raise :class:`DataError` unless data set ``dataset`` serves this model's task with its input
-        channels and classes."""
-        info = dataset_info(dataset)
-        if info.task != self.task.name:
-            raise DataError(
-                f"data set {dataset} is a {info.task} data set, but model {self.name} is a {self.task.name} model; "
-                "pass a data set of its task"
-            )
-        if (info.in_channels, info.num_classes) != (self.in_channels, self.num_classes):
-            raise DataError(
-                f"data set {dataset} has {info.in_channels} channel(s) and {info.num_classes} classes, but model "
-                f"{self.name} takes {self.in_channels} channel(s) and predicts {self.num_classes} classes; "
-                "pass the data set it was trained on"
-            )
-
-    def check_same_network(self, other: "ModelSpec", what: str) -> None:
-        """Raise :class:`CheckpointError` unless ``other`` is the same network (bit widths aside)."""
-        if dataclasses.replace(other, bits=None, weight_bits=None, snn=None) != dataclasses.replace(
-            self, bits=None, weight_bits=None, snn=None
-        ):
-            raise CheckpointError(
-                f"{what} is a different network ({other.name}, {other.options}) than {self.name}, {self.options}"
-            )
-
-
 @dataclasses.dataclass
 class Checkpoint:
     """A checkpoint read back: spec, model state, and training state for resuming."""
@@ -111,11 +50,21 @@ class Checkpoint:
     training: dict
     optimizer_state: dict[int, dict[str, torch.Tensor]]
     rng_state: torch.Tensor | None
+    reference_state: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
 
     def build_model(self) -> nn.Module:
         """The model with this checkpoint's weights, validated tensor by tensor."""
         model = self.spec.build()
         load_state_checked(model, self.model_state, self.spec)
+        return model
+
+    def build_reference(self) -> nn.Module | None:
+        """The QANN a spiking network's checkpoint carries (None if it carries none), validated."""
+        if not self.reference_state:
+            return None
+        spec = dataclasses.replace(self.spec, snn=None)
+        model = spec.build()
+        load_state_checked(model, self.reference_state, spec)
         return model
 
 
@@ -125,16 +74,21 @@ def save_checkpoint(
     spec: ModelSpec,
     *,
     training: dict | None = None,
+    reference: nn.Module | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     save_rng: bool = False,
 ) -> Path:
-    """Write ``model`` (and optionally optimizer and RNG state) to ``path`` atomically.
+    """Write ``model`` (and optionally the ``reference`` QANN of a spiking network, optimizer and RNG
+    state) to ``path`` atomically.
 
     The file is written under a temporary name in the same folder, flushed to disk, then renamed
     over ``path``: a crash leaves the previous checkpoint intact, never a half-written one.
     """
     path = Path(path)
     tensors = {f"model.{key}": value.detach().contiguous().clone() for key, value in model.state_dict().items()}
+    if reference is not None:
+        state = reference.state_dict().items()
+        tensors |= {f"reference.{key}": value.detach().contiguous().clone() for key, value in state}
     training = dict(training or {})
     if optimizer is not None:
         for index, parameter in enumerate(_flat_parameters(optimizer)):
@@ -167,15 +121,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path} is not a fastsnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})"
         )
     try:
-        spec = _checked_spec(json.loads(metadata["spec"]))
+        spec = spec_from_json(json.loads(metadata["spec"]))
         training = json.loads(metadata["training"])
         if not isinstance(training, dict):
             raise ValueError("training state is not a JSON object")
         optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
-        model_state = {}
+        model_state, reference_state = {}, {}
         for key, value in tensors.items():
             if key.startswith("model."):
                 model_state[key.removeprefix("model.")] = value
+            elif key.startswith("reference.") and spec.snn is not None:
+                reference_state[key.removeprefix("reference.")] = value
             elif key.startswith("optimizer."):
                 index, name = key.removeprefix("optimizer.").split(".", 1)
                 optimizer_state.setdefault(int(index), {})[name] = value
@@ -186,7 +142,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             raise ValueError("tensor 'rng.torch' is not a 1-D uint8 generator state")
     except (KeyError, TypeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         raise CheckpointError(f"{path} has invalid metadata or tensor names ({error})") from None
-    return Checkpoint(spec, model_state, training, optimizer_state, rng_state)
+    return Checkpoint(spec, model_state, training, optimizer_state, rng_state, reference_state)
 
 
 def import_weights(path: str | Path, spec: ModelSpec, *, allow_pickle: bool = False) -> Checkpoint:
@@ -210,7 +166,7 @@ def import_weights(path: str | Path, spec: ModelSpec, *, allow_pickle: bool = Fa
         state = _read_pickled_state(path)
     else:
         state = _read_safetensors(path)[1]
-    checkpoint = Checkpoint(_checked_spec(dataclasses.asdict(spec)), state, {}, {}, None)
+    checkpoint = Checkpoint(spec_from_json(dataclasses.asdict(spec)), state, {}, {}, None)
     checkpoint.build_model()  # validates every name, shape and dtype
     return checkpoint
 
@@ -255,46 +211,6 @@ def _is_pickle_archive(path: Path) -> bool:
         return zipfile.is_zipfile(path) and any(name.endswith("data.pkl") for name in zipfile.ZipFile(path).namelist())
     except (OSError, zipfile.BadZipFile):
         return False
-
-
-def _checked_spec(fields) -> ModelSpec:
-    """A ModelSpec from JSON-like ``fields`` whose every field has a valid type and range, else ValueError."""
-    if not isinstance(fields, dict):
-        raise ValueError("spec is not a JSON object")
-    spec = ModelSpec(**fields)
-    checks = {
-        "name": isinstance(spec.name, str),
-        "num_classes": _is_int(spec.num_classes) and spec.num_classes >= 1,
-        "in_channels": _is_int(spec.in_channels) and spec.in_channels >= 1,
-        "options": isinstance(spec.options, dict),
-        "bits": spec.bits is None or _passes(check_bits, spec.bits),
-        "weight_bits": spec.weight_bits is None
-        or (_is_int(spec.weight_bits) and MIN_WEIGHT_BITS <= spec.weight_bits <= MAX_WEIGHT_BITS),
-        "snn": spec.snn is None
-        or (
-            isinstance(spec.snn, dict)
-            and spec.snn.keys() == {"T", "signed"}
-            and _passes(check_time_steps, spec.snn["T"])
-            and isinstance(spec.snn["signed"], bool)
-        ),
-    }
-    bad = [name for name, ok in checks.items() if not ok]
-    if bad:
-        raise ValueError(f"spec field(s) {', '.join(bad)} invalid: {fields}")
-    return spec
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _passes(check, value) -> bool:
-    """Whether the library's ``check`` (e.g. :func:`~fastsnn.quant.check_bits`) accepts ``value``."""
-    try:
-        check(value)
-    except ValueError:
-        return False
-    return True
 
 
 def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], spec: ModelSpec) -> None:

@@ -1,21 +1,18 @@
-"""``fastsnn convert``: a QANN checkpoint into a spiking-network checkpoint."""
+"""``fastsnn convert``: a QANN checkpoint into a spiking-network checkpoint that carries its QANN."""
 
-import dataclasses
 from pathlib import Path
 
-from ..convert import SpikingNetwork, convert
-from .checkpoint import save_checkpoint
-from .sources import load_qann
+from ..convert import SimulationConfig, SpikingNetwork
+from ..errors import CheckpointError
+from .sources import save_spiking, spiking_pair
 
 
 def convert_checkpoint(
-    path: str | Path, out: str | Path, *, T: int | None = None, signed: bool = True
+    path: str | Path, out: str | Path, simulation: SimulationConfig = SimulationConfig()
 ) -> SpikingNetwork:
-    """Convert the QANN at ``path`` (T default 2^bits − 1) and save the SNN, with its settings, to ``out``."""
-    checkpoint, qann = load_qann(path)
-    snn = convert(qann, signed=signed, T=T)
-    spec = dataclasses.replace(checkpoint.spec, snn={"T": snn.T, "signed": signed})
-    save_checkpoint(
-        out, snn, spec, training={"dataset": checkpoint.training.get("dataset"), "converted_from": str(path)}
-    )
+    """Convert the QANN at ``path`` with ``simulation`` and save the SNN, with the QANN, to ``out``."""
+    checkpoint, snn, qann = spiking_pair(path, simulation)
+    if checkpoint.spec.snn is not None:
+        raise CheckpointError(f"{path} already holds a spiking network; pass the QANN checkpoint it came from")
+    save_spiking(out, snn, qann, checkpoint, path)
     return snn

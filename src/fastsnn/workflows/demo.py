@@ -2,16 +2,20 @@
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 from ..analysis import format_results
 from ..data import fetch_dataset
+from ..finetune import FinetuneConfig
+from ..options import Options, option
 from ..quant import levels
 from .atomic import write_json
-from .evaluate import evaluate_checkpoint
-from .finetune import finetune_checkpoint, format_reports
+from .data_config import DataConfig, TuningSplit
+from .evaluate import EvaluateConfig, evaluate_checkpoints
+from .finetune import FINETUNE_DATA, finetune_checkpoint, format_reports
 from .train import TrainConfig, train_progressive
 
-DEMO_RATE_NORM = [100.0, 99.9]  # the classic baselines the demo compares against, at T and 16·T
+DEMO_RATE_NORM = (100.0, 99.9)  # the classic baselines the demo compares against, at T and 16·T
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,8 +31,26 @@ class Demo:
         return TrainConfig(**self.training)
 
 
+DemoTask = Literal["classification", "segmentation", "detection"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig(Options):
+    """Which demo runs, and the fine-tuning settings that override its task's."""
+
+    task: DemoTask = option(
+        "classification",
+        "classification: VGG-11 on MNIST; segmentation: DeepLab-VGG9 on Fashion-MNIST scenes; detection: "
+        "Tiny-YOLOv2 on Fashion-MNIST scenes (training options default to the task's settings)",
+    )
+    finetune_steps: int | None = option(None, "fine-tuning steps per spiking layer (default: the task's)", low=1)
+    held_out: int | None = option(
+        None, "last N training images that decide keep/revert (default: the task's)", low=1, metavar="N"
+    )
+
+
 # Sized for 2 CPU cores: classification ~11 min, segmentation and detection <= 15 min from a fresh venv.
-DEMOS = {
+DEMOS: dict[str, Demo] = {
     "classification": Demo(
         {"model": "vgg11", "dataset": "mnist", "bits": 2, "float_epochs": 3, "epochs": 1, "final_epochs": 3,
          "out_dir": "runs/demo"},
@@ -53,46 +75,36 @@ DEMOS = {
 }  # fmt: skip
 
 
-def run_demo(
-    config: TrainConfig,
-    *,
-    finetune_steps: int = 100,
-    held_out: int = 1000,
-    eval_batch: int = 500,
-    json: str | Path | None = None,
-) -> dict:
-    """Train ``config``'s progressive stages, fine-tune the last stage's signed SNN, and evaluate float
+def run_demo(training: TrainConfig, demo: DemoConfig = DemoConfig(), *, json: str | Path | None = None) -> dict:
+    """Train ``training``'s progressive stages, fine-tune the last stage's signed SNN, and evaluate float
     ANN, QANN, SNNs and rate-norm baselines (max and 99.9 %, at T and 16·T) on the test split.
 
-    Prints each step's report and the results table; writes the results to ``json`` (default
-    ``<out_dir>/results.json``) and returns them.
+    ``training`` is usually ``DEMOS[demo.task].config()`` with the user's changes. Prints each step's
+    report and the results table; writes the results to ``json`` (default ``<out_dir>/results.json``)
+    and returns them.
     """
-    config.validate()
-    print(fetch_dataset(config.dataset, root=config.data_root))
-    paths = train_progressive(config)
+    settings = DEMOS[demo.task]
+    training.check_paths()
+    print(fetch_dataset(training.dataset, root=training.data_root))
+    paths = train_progressive(training)
     final = list(paths.values())[-1]  # the last stage trained: the target bit width
-    tuned = Path(config.out_dir) / f"{final.stem}-snn-finetuned.safetensors"
+    tuned = Path(training.out_dir) / f"{final.stem}-snn-finetuned.safetensors"
     reports = finetune_checkpoint(
         final,
         tuned,
-        steps_per_layer=finetune_steps,
-        held_out=held_out,
-        data_root=config.data_root,
-        progress=config.progress,
+        config=FinetuneConfig(steps_per_layer=demo.finetune_steps or settings.finetune_steps),
+        data=dataclasses.replace(FINETUNE_DATA, data_root=training.data_root),
+        split=TuningSplit(held_out=demo.held_out or settings.held_out),
+        progress=training.progress,
     )
     print(format_reports(reports))
-    T = levels(config.bits)
-    results = evaluate_checkpoint(
-        final,
-        float_checkpoint=paths["float"],
-        finetuned=[tuned],
-        rate_norm=DEMO_RATE_NORM,
-        rate_norm_time_steps=[T, 16 * T],
-        data_root=config.data_root,
-        limit=config.test_limit,
-        batch_size=eval_batch,
-        progress=config.progress,
+    T = levels(training.bits)
+    results = evaluate_checkpoints(
+        [final, paths["float"], tuned],
+        config=EvaluateConfig(rate_norm=DEMO_RATE_NORM, rate_norm_time_steps=(T, 16 * T)),
+        data=DataConfig(data_root=training.data_root, limit=training.test_limit, batch_size=settings.eval_batch),
+        progress=training.progress,
     )
     print(format_results(results))
-    print(f"results written to {write_json(json or Path(config.out_dir) / 'results.json', results)}")
+    print(f"results written to {write_json(json or Path(training.out_dir) / 'results.json', results)}")
     return results

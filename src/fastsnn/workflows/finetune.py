@@ -1,4 +1,4 @@
-"""``fastsnn finetune``: fine-tune the SNN of a QANN checkpoint on its training data, save it as an SNN checkpoint."""
+"""``fastsnn finetune``: fine-tune an SNN checkpoint (or the SNN of a QANN checkpoint) on its training data."""
 
 import dataclasses
 from pathlib import Path
@@ -6,81 +6,55 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ..convert import convert
-from ..finetune import Criterion, LayerReport, finetune
-from ..neuron import Surrogate
+from ..convert import SimulationConfig
+from ..finetune import FinetuneConfig, LayerReport, finetune
 from ..table import format_table
-from .checkpoint import save_checkpoint
-from .sources import dataset_of, default_device, load_qann, tuning_split
+from .data_config import DataConfig, TuningSplit
+from .sources import dataset_of, default_device, save_spiking, spiking_pair, tuning_split
+
+FINETUNE_DATA = DataConfig(batch_size=64)
 
 
 def finetune_checkpoint(
     path: str | Path,
     out: str | Path,
     *,
-    T: int | None = None,
-    signed: bool = True,
-    objective: Surrogate = "ste",
-    steps_per_layer: int = 100,
-    lr: float = 1e-3,
-    calibrate: bool = False,
-    end_to_end_steps: int = 0,
-    criterion: Criterion = "agreement",
-    batch_size: int = 64,
-    held_out: int = 1000,
-    limit: int | None = None,
-    dataset: str | None = None,
-    data_root=None,
-    seed: int = 0,
+    config: FinetuneConfig = FinetuneConfig(),
+    simulation: SimulationConfig = SimulationConfig(),
+    data: DataConfig = FINETUNE_DATA,
+    split: TuningSplit = TuningSplit(),
     device: torch.device | None = None,
     progress: bool = True,
 ) -> list[LayerReport]:
-    """Convert the QANN at ``path``, fine-tune it (:func:`fastsnn.finetune`), write the SNN checkpoint to ``out``.
+    """Fine-tune the SNN at ``path`` (:func:`fastsnn.finetune`), or the SNN of the QANN at ``path``
+    (converted with ``simulation``), and write it with its QANN to the SNN checkpoint ``out``.
 
-    Tuning batches (shuffled with ``seed``) come from the training split minus its last ``held_out``
-    images, which decide keep/revert by ``criterion`` (agreement as the checkpoint's task defines it);
-    ``limit`` caps the tuning images. The checkpoint records the settings and the reports of every
-    correction, which are also returned.
+    Tuning batches come from the training split of ``data`` as ``split`` divides it; ``data.limit``
+    caps the tuning images. The checkpoint records the options and the reports of every correction,
+    which are also returned.
     """
     device = device or default_device()
-    checkpoint, qann = load_qann(path)
-    dataset = dataset_of(checkpoint, path, dataset)
-    tuning, held = tuning_split(dataset, data_root, held_out=held_out, limit=limit)
-    generator = torch.Generator().manual_seed(seed)
-    qann = qann.to(device)
+    checkpoint, snn, qann = spiking_pair(path, simulation)
+    dataset = dataset_of(checkpoint, path, data.dataset)
+    tuning, held = tuning_split(dataset, data.data_root, held_out=split.held_out, limit=data.limit)
+    generator = torch.Generator().manual_seed(split.seed)
     reports: list[LayerReport] = []
-    snn = finetune(
-        convert(qann, signed=signed, T=T),
-        qann,
-        DataLoader(tuning, batch_size=batch_size, shuffle=True, generator=generator),
+    tuned = finetune(
+        snn.to(device),
+        qann.to(device),
+        DataLoader(tuning, batch_size=data.batch_size, shuffle=True, generator=generator),
         held_out=DataLoader(held, batch_size=250),
-        objective=objective,
-        steps_per_layer=steps_per_layer,
-        lr=lr,
-        calibrate=calibrate,
-        end_to_end_steps=end_to_end_steps,
-        criterion=criterion,
+        config=config,
         task=checkpoint.spec.task,
         progress=progress,
         on_layer=reports.append,
     )
-    settings = {
-        "objective": objective,
-        "steps_per_layer": steps_per_layer,
-        "lr": lr,
-        "calibrate": calibrate,
-        "end_to_end_steps": end_to_end_steps,
-        "criterion": criterion,
-        "batch_size": batch_size,
-        "held_out": held_out,
-        "limit": limit,
-        "seed": seed,
+    record = dataclasses.asdict(config) | {
+        "data": dataclasses.asdict(data) | {"dataset": dataset},
+        "split": dataclasses.asdict(split),
         "layers": [dataclasses.asdict(r) for r in reports],
     }
-    spec = dataclasses.replace(checkpoint.spec, snn={"T": snn.T, "signed": signed})
-    save_checkpoint(
-        out, snn.cpu(), spec, training={"dataset": dataset, "converted_from": str(path), "finetune": settings}
-    )
+    save_spiking(out, tuned, qann, checkpoint, path, finetune=record)
     return reports
 
 

@@ -2,26 +2,20 @@
 
 from pathlib import Path
 
-from ..data import dataset_info
-from .checkpoint import Checkpoint, ModelSpec, import_weights, save_checkpoint
+from .checkpoint import Checkpoint, import_weights, save_checkpoint
+from .train import TrainConfig
+
+IMPORTED = TrainConfig(bits=None, width=1.0)  # the defaults of an imported model: a float ANN at full width
 
 
 def import_checkpoint(
-    weights: str | Path,
-    out: str | Path,
-    *,
-    model: str,
-    dataset: str,
-    bits: int | None = None,
-    weight_bits: int | None = None,
-    width: float = 1.0,
-    stem: str = "cifar",
-    allow_pickle: bool = False,
+    weights: str | Path, out: str | Path, model: TrainConfig = IMPORTED, *, allow_pickle: bool = False
 ) -> Checkpoint:
-    """Check ``weights`` tensor by tensor against registry model ``model`` (channels and classes of
-    ``dataset``; a QANN if ``bits``) and write it as a fastsnn checkpoint to ``out``."""
-    info = dataset_info(dataset)
-    spec = ModelSpec(model, info.num_classes, info.in_channels, {"width": width, "stem": stem}, bits, weight_bits)
+    """Check ``weights`` tensor by tensor against the model ``model`` describes (registry name and options,
+    channels and classes of its data set; a QANN if ``model.bits``) and write it as a fastsnn checkpoint
+    to ``out``."""
+    spec = model.spec().with_bits(model.bits)
     checkpoint = import_weights(weights, spec, allow_pickle=allow_pickle)
-    save_checkpoint(out, checkpoint.build_model(), spec, training={"dataset": dataset, "imported_from": str(weights)})
+    training = {"dataset": model.dataset, "imported_from": str(weights)}
+    save_checkpoint(out, checkpoint.build_model(), spec, training=training)
     return checkpoint

@@ -1,54 +1,147 @@
 """What the checkpoint-level workflows share: models and data of a run, read from its checkpoints."""
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
-from ..convert import SpikingNetwork
+from ..convert import SimulationConfig, SpikingNetwork, convert
 from ..data import load_dataset
-from ..errors import FastSNNError
-from ..tasks.anchors import VOC_ANCHORS, box_sizes, kmeans_anchors
-from .checkpoint import Checkpoint, load_checkpoint
+from ..errors import CheckpointError, OptionError
+from ..quant import QuantReLU, levels
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 
-def load_qann(path: str | Path) -> tuple[Checkpoint, nn.Module]:
-    """The checkpoint at ``path`` and the quantized ANN it holds; refuses float ANNs and SNNs."""
+def kind_of(checkpoint: Checkpoint) -> str:
+    """What a checkpoint holds: ``"float ANN"``, ``"QANN"`` or ``"SNN"``."""
+    if checkpoint.spec.snn is not None:
+        return "SNN"
+    return "float ANN" if checkpoint.spec.bits is None else "QANN"
+
+
+@dataclasses.dataclass
+class Network:
+    """A model read from a checkpoint file."""
+
+    path: Path
+    checkpoint: Checkpoint
+    model: nn.Module
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.checkpoint)
+
+    @property
+    def label(self) -> str:
+        """Row name: ``"float ANN"``, ``"QANN"``, ``"SNN signed"``, ``"SNN signed + fine-tuned (ste)"``, ..."""
+        if self.kind != "SNN":
+            return self.kind
+        label = "SNN signed" if self.checkpoint.spec.snn["signed"] else "SNN unsigned"
+        finetuned = self.checkpoint.training.get("finetune")
+        return f"{label} + fine-tuned ({finetuned['objective']})" if finetuned else label
+
+
+def load_network(path: str | Path, *, like: Checkpoint | None = None) -> Network:
+    """The model of the checkpoint at ``path``; with ``like``, it must be the same network (bit widths aside)."""
     checkpoint = load_checkpoint(path)
-    if checkpoint.spec.bits is None or checkpoint.spec.snn is not None:
-        kind = "a spiking network" if checkpoint.spec.snn is not None else "a float ANN"
-        raise FastSNNError(
-            f"{path} holds {kind}, not a quantized ANN; pass a q<bits>.safetensors checkpoint from `fastsnn train`"
+    if like is not None:
+        like.spec.check_same_network(checkpoint.spec, f"checkpoint {path}")
+    return Network(Path(path), checkpoint, checkpoint.build_model())
+
+
+@dataclasses.dataclass
+class Compared:
+    """The checkpoints a command compares, by kind. ``qann`` is the QANN checkpoint given, else the QANN an
+    SNN checkpoint carries (the reference of agreement); ``snns`` maps each SNN checkpoint's row name to it."""
+
+    first: Network  # the first checkpoint named: its data set and task are the run's
+    float_model: nn.Module | None
+    qann: nn.Module | None
+    qann_given: bool
+    snns: dict[str, SpikingNetwork]
+
+    @property
+    def default_time_steps(self) -> list[int]:
+        """``[2^bits - 1]`` of the QANN (given or carried); refuses when there is none."""
+        if self.qann is None:
+            raise OptionError("time_steps", "are needed: no QANN was named to take T = 2^bits - 1 from")
+        return [levels(next(m.bits for m in self.qann.modules() if isinstance(m, QuantReLU)))]
+
+
+def read_compared(paths: Sequence[str | Path]) -> Compared:
+    """Read the checkpoints at ``paths`` (any kinds, the same network), at most one float ANN and one QANN."""
+    first = load_network(paths[0])
+    networks = [first, *(load_network(path, like=first.checkpoint) for path in paths[1:])]
+    by_kind: dict[str, list[Network]] = {"float ANN": [], "QANN": [], "SNN": []}
+    for network in networks:
+        by_kind[network.kind].append(network)
+    for kind in ("float ANN", "QANN"):
+        if len(by_kind[kind]) > 1:
+            raise OptionError(
+                "checkpoints", f"name {len(by_kind[kind])} {kind} checkpoints "
+                f"({', '.join(str(n.path) for n in by_kind[kind])}); compare one {kind} with SNNs"
+            )  # fmt: skip
+    snns: dict[str, SpikingNetwork] = {}
+    for network in by_kind["SNN"]:
+        label = network.label if network.label not in snns else f"{network.label} ({network.path.name})"
+        snns[label] = network.model
+    qann = by_kind["QANN"][0].model if by_kind["QANN"] else None
+    carried = (n.checkpoint.build_reference() for n in by_kind["SNN"])
+    return Compared(
+        first=first,
+        float_model=by_kind["float ANN"][0].model if by_kind["float ANN"] else None,
+        qann=qann if qann is not None else next((q for q in carried if q is not None), None),
+        qann_given=qann is not None,
+        snns=snns,
+    )
+
+
+def spiking_pair(path: str | Path, simulation: SimulationConfig) -> tuple[Checkpoint, SpikingNetwork, nn.Module]:
+    """The checkpoint at ``path``, its spiking network and the QANN it comes from.
+
+    A QANN checkpoint is converted with ``simulation``; an SNN checkpoint (from ``fastsnn convert`` or
+    ``fastsnn finetune``) is taken as it is, with the QANN it carries, and ``simulation`` must be left
+    at its defaults.
+    """
+    checkpoint = load_checkpoint(path)
+    kind = kind_of(checkpoint)
+    if kind == "float ANN":
+        raise CheckpointError(
+            f"{path} holds a float ANN; pass a QANN (q<bits>.safetensors from `fastsnn train`) or an SNN checkpoint"
         )
-    return checkpoint, checkpoint.build_model()
-
-
-def load_snn(path: str | Path, *, like: Checkpoint) -> tuple[Checkpoint, SpikingNetwork]:
-    """The checkpoint at ``path`` and the spiking network it holds (from `fastsnn convert` or `finetune`),
-    which must be the same network as the QANN checkpoint ``like``."""
-    checkpoint = load_checkpoint(path)
-    if checkpoint.spec.snn is None:
-        raise FastSNNError(
-            f"{path} does not hold a spiking network; "
-            "pass a checkpoint written by `fastsnn finetune` or `fastsnn convert`"
+    if kind == "QANN":
+        qann = checkpoint.build_model()
+        return checkpoint, convert(qann, signed=simulation.signed, T=simulation.time_steps), qann
+    for field in dataclasses.fields(simulation):
+        if getattr(simulation, field.name) != field.default:
+            raise OptionError(
+                field.name, f"applies when a QANN is converted; {path} already holds a spiking network "
+                f"(T={checkpoint.spec.snn['T']}, signed={checkpoint.spec.snn['signed']})"
+            )  # fmt: skip
+    qann = checkpoint.build_reference()
+    if qann is None:
+        raise CheckpointError(
+            f"{path} does not carry the QANN it was converted from (written by an older fastsnn); "
+            "convert the QANN checkpoint again with `fastsnn convert`"
         )
-    like.spec.check_same_network(checkpoint.spec, f"SNN checkpoint {path}")
-    return checkpoint, checkpoint.build_model()
+    return checkpoint, checkpoint.build_model(), qann
 
 
-def load_float(path: str | Path, *, like: Checkpoint) -> nn.Module:
-    """The float ANN at ``path``, which must be the same network as the QANN checkpoint ``like``."""
-    checkpoint = load_checkpoint(path)
-    like.spec.check_same_network(checkpoint.spec, f"float checkpoint {path}")
-    return checkpoint.build_model()
-
-
-def snn_label(checkpoint: Checkpoint) -> str:
-    """Row name of an SNN checkpoint, e.g. ``"SNN signed + fine-tuned (ste)"``."""
-    label = "SNN signed" if checkpoint.spec.snn.get("signed", True) else "SNN unsigned"
-    finetuned = checkpoint.training.get("finetune")
-    return f"{label} + fine-tuned ({finetuned['objective']})" if finetuned else label
+def save_spiking(
+    out: str | Path, snn: SpikingNetwork, qann: nn.Module, checkpoint: Checkpoint, path: str | Path, **training
+) -> Path:
+    """Write ``snn`` (converted from the QANN of ``checkpoint``, read from ``path``) with that QANN as its
+    reference, the data set and where it was converted from; ``training`` adds records (e.g. fine-tuning)."""
+    spec = dataclasses.replace(checkpoint.spec, snn={"T": snn.T, "signed": all(n.signed for _, n in snn.neurons())})
+    records = {
+        "dataset": checkpoint.training.get("dataset"),
+        "converted_from": checkpoint.training.get("converted_from", str(path)),
+        **training,
+    }
+    return save_checkpoint(out, snn.cpu(), spec, reference=qann.cpu(), training=records)
 
 
 def dataset_of(checkpoint: Checkpoint, path: str | Path, override: str | None) -> str:
@@ -56,7 +149,7 @@ def dataset_of(checkpoint: Checkpoint, path: str | Path, override: str | None) -
     and classes must match the model's."""
     dataset = override or checkpoint.training.get("dataset")
     if dataset is None:
-        raise FastSNNError(f"{path} does not record its data set; pass --dataset")
+        raise OptionError("dataset", f"is needed: {path} does not record the data set it was trained on")
     checkpoint.spec.check_dataset(dataset)
     return dataset
 
@@ -76,23 +169,12 @@ def tuning_split(dataset: str, root, *, held_out: int, limit: int | None = None)
     last ``held_out`` images, the tuning set the first ``limit`` of the others. The test split is never used."""
     train_set = load_dataset(dataset, train=True, root=root)
     if not 0 < held_out < len(train_set):
-        raise FastSNNError(
-            f"--held-out must be in 1..{len(train_set) - 1} for {dataset} "
-            f"({len(train_set)} training images), got {held_out}"
-        )
+        raise OptionError(
+            "held_out", f"must be in 1..{len(train_set) - 1} for {dataset} ({len(train_set)} training images), "
+            f"got {held_out}"
+        )  # fmt: skip
     tuning = Subset(train_set, range(len(train_set) - held_out))
     return first(tuning, limit), Subset(train_set, range(len(train_set) - held_out, len(train_set)))
-
-
-def dataset_anchors(dataset: str, root, *, count: int = 5, limit: int = 5000) -> tuple[tuple[float, float], ...]:
-    """YOLOv2 anchors for detection set ``dataset``: VOC's published ones for ``voc-det``, else k-means of
-    the boxes of its first ``limit`` un-augmented training images."""
-    if dataset == "voc-det":
-        return VOC_ANCHORS
-    try:
-        return kmeans_anchors(box_sizes(load_dataset(dataset, train=True, root=root), limit=limit), count=count)
-    except ValueError as error:  # too few boxes
-        raise FastSNNError(f"anchors for {dataset}: {error}") from None
 
 
 def calibration_batches(

@@ -1,6 +1,6 @@
 """Training of float and quantized ANNs, with the progressive bit-width schedule float → 4 → 3 → 2.
 
-Single process, or DDP when started by ``torchrun`` (see :mod:`fastsnn.distributed`). Every epoch
+Single process, or DDP when started by ``torchrun`` (see :mod:`fastsnn.workflows.distributed`). Every epoch
 ends, and every ``checkpoint_every`` steps / ``checkpoint_seconds`` within an epoch, with an atomic
 safetensors checkpoint holding the model, optimizer, scheduler, RNG state and the position in the
 epoch, so running the same command again after a crash (even SIGKILL) resumes where it stopped and
@@ -17,92 +17,92 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
 
 from ..analysis import measure
 from ..data import dataset_info, list_datasets, load_dataset
-from ..errors import FastSNNError, TrainingInterrupted
+from ..errors import FastSNNError, OptionError, TrainingInterrupted
 from ..models import list_models, model_options
-from ..models._layers import MAX_WIDTH, STEMS
+from ..models._layers import MAX_WIDTH, Stem
+from ..options import Options, option
+from ..progress import tqdm
 from ..quant import MAX_BITS, MAX_WEIGHT_BITS, MIN_BITS, MIN_WEIGHT_BITS, quantize, relu_percentiles
 from . import distributed
-from .checkpoint import ModelSpec, load_checkpoint, restore_optimizer, save_checkpoint
+from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from .interrupt import stop_requests
-from .sources import calibration_batches, dataset_anchors, first
-from .validation import check_choice, check_float, check_folder, check_int, check_writable
+from .model_spec import ModelSpec
+from .sources import calibration_batches, first
+from .validation import check_folder, check_writable
 
 CALIBRATION_BATCHES = 8  # batches of training images used to set the first quantized stage's clips
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything a training run depends on; the CLI fills it from its options."""
+def bits_or_float(text: str) -> int | None:
+    """Activation bits as typed: an integer, or ``float`` (None: no quantized stage)."""
+    return None if text == "float" else int(text)
 
-    model: str = "vgg11"
-    dataset: str = "mnist"
-    bits: int | None = 2  # final activation bits; None trains the float ANN only
-    width: float = 0.25
-    stem: str = "cifar"
-    weight_bits: int | None = None
-    float_epochs: int = 2
-    epochs: int = 2  # per intermediate quantized stage
-    final_epochs: int | None = None  # for the last stage (the target bits); None = epochs
-    progressive: bool = True  # float → 4 → 3 → 2, each stage initialised from the previous one
-    batch_size: int = 128
-    lr: float = 0.05
-    quant_lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    max_grad_norm: float | None = 10.0  # gradients rescaled to at most this norm (YOLO losses spike early on)
-    calibration_percentile: float = 99.9
-    seed: int = 0
-    data_root: str | None = None
-    out_dir: str = "runs/train"
-    train_limit: int | None = None  # use only the first N training images (quick runs, tests)
-    test_limit: int | None = None
-    checkpoint_every: int | None = None  # also checkpoint every N steps within an epoch
-    checkpoint_seconds: float | None = 300.0  # and after a step once this much time passed since the last save
-    progress: bool = True
-    # detection models: anchors (w, h) in grid cells; None = k-means of the training boxes (VOC: its published ones)
-    anchors: tuple[tuple[float, float], ...] | None = None
 
-    def validate(self) -> "TrainConfig":
-        """Check every field up front; raises :class:`FastSNNError` naming the field (and its CLI option)."""
-        check_choice("model (--model)", self.model, list_models())
-        check_choice("dataset (--dataset)", self.dataset, list_datasets())
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Options):
+    """Everything a training run depends on, each option declared once (the CLI is generated from it)."""
+
+    model: str = option("vgg11", "registry name (see fastsnn.models.list_models)")
+    dataset: str = option("mnist", "data set (see fastsnn.data.list_datasets)")
+    bits: int | None = option(
+        2, "final activation bits, T = 2^bits - 1 ('float': the float ANN only)", low=MIN_BITS, high=MAX_BITS,
+        parse=bits_or_float,
+    )  # fmt: skip
+    width: float = option(0.25, "channel width multiplier", low=0, high=MAX_WIDTH, low_open=True)
+    stem: Stem = option("cifar", "input stem: cifar (3x3, for 28-32 px images) or imagenet (7x7 and stride 4)")
+    weight_bits: int | None = option(
+        None, "also quantize weights per channel to this many bits", low=MIN_WEIGHT_BITS, high=MAX_WEIGHT_BITS
+    )
+    float_epochs: int = option(2, "epochs of the float stage", low=0)
+    epochs: int = option(2, "epochs per intermediate quantized stage", low=0)
+    final_epochs: int | None = option(None, "epochs of the last stage (default: epochs)", low=0)
+    progressive: bool = option(
+        True, "float -> 4 -> 3 -> 2 bits, each stage from the previous (off: float straight to bits)",
+        flags=("--no-progressive",),
+    )  # fmt: skip
+    batch_size: int = option(128, "training batch size", low=1)
+    lr: float = option(0.05, "float-stage learning rate", low=0, low_open=True)
+    quant_lr: float = option(0.01, "quantized-stage learning rate", low=0, low_open=True)
+    momentum: float = option(0.9, "SGD (Nesterov) momentum", low=0, high=1, high_open=True)
+    weight_decay: float = option(5e-4, "SGD weight decay", low=0)
+    max_grad_norm: float | None = option(
+        10.0, "gradients rescaled to at most this norm (YOLO losses spike early on)", low=0, low_open=True
+    )
+    calibration_percentile: float = option(
+        99.9, "the first quantized stage's clips: this percentile of the float ReLU outputs", low=0, high=100,
+        low_open=True,
+    )  # fmt: skip
+    seed: int = option(0, "random seed", low=0, high=2**32 - 1)
+    data_root: str | None = option(None, "data folder (default $FASTSNN_DATA or ~/.cache/fastsnn)")
+    out_dir: str = option("runs/train", "folder for the stage checkpoints", flags=("--out",))
+    train_limit: int | None = option(None, "train on the first N training images only", low=1)
+    test_limit: int | None = option(None, "test on the first N test images only", low=1)
+    checkpoint_every: int | None = option(
+        None, "also checkpoint every STEPS steps within an epoch", low=1, metavar="STEPS"
+    )
+    checkpoint_seconds: float | None = option(
+        300.0, "and after a step once S seconds passed since the last checkpoint", low=0, low_open=True, metavar="S"
+    )
+    progress: bool = option(True, "progress bars (off: none)", flags=("--quiet",))
+
+    def check(self) -> None:
+        """The model and data set are known and of one task; the stem is an option of the model."""
+        if self.model not in list_models():
+            raise OptionError("model", f"{self.model!r} is not known; accepted: {', '.join(list_models())}")
+        if self.dataset not in list_datasets():
+            raise OptionError("dataset", f"{self.dataset!r} is not known; accepted: {', '.join(list_datasets())}")
         self.spec().check_dataset(self.dataset)  # the model's task is the data set's
-        if self.stem != TrainConfig.stem and "stem" not in (model_options(self.model) or {"stem"}):
-            raise FastSNNError(f"--stem: model {self.model} has no stem option")
-        check_int("bits (--bits)", self.bits, MIN_BITS, MAX_BITS, optional=True)
-        check_float("width (--width)", self.width, 0, MAX_WIDTH)
-        check_choice("stem (--stem)", self.stem, list(STEMS))
-        check_int("weight_bits (--weight-bits)", self.weight_bits, MIN_WEIGHT_BITS, MAX_WEIGHT_BITS, optional=True)
-        check_int("float_epochs (--float-epochs)", self.float_epochs, 0)
-        check_int("epochs (--epochs)", self.epochs, 0)
-        check_int("final_epochs (--final-epochs)", self.final_epochs, 0, optional=True)
-        check_int("batch_size (--batch-size)", self.batch_size, 1)
-        check_float("lr (--lr)", self.lr, 0, math.inf, high_open=True)
-        check_float("quant_lr (--quant-lr)", self.quant_lr, 0, math.inf, high_open=True)
-        check_float("momentum", self.momentum, 0, 1, low_open=False, high_open=True)
-        check_float("weight_decay", self.weight_decay, 0, math.inf, low_open=False, high_open=True)
-        check_float("max_grad_norm", self.max_grad_norm, 0, math.inf, high_open=True, optional=True)
-        check_float("calibration_percentile", self.calibration_percentile, 0, 100)
-        check_int("seed (--seed)", self.seed, 0, 2**32 - 1)
-        check_int("train_limit (--train-limit)", self.train_limit, 1, optional=True)
-        check_int("test_limit (--test-limit)", self.test_limit, 1, optional=True)
-        check_int("checkpoint_every (--checkpoint-every)", self.checkpoint_every, 1, optional=True)
-        check_float(
-            "checkpoint_seconds (--checkpoint-seconds)",
-            self.checkpoint_seconds,
-            0,
-            math.inf,
-            high_open=True,
-            optional=True,
-        )
+        if self.stem != "cifar" and "stem" not in (model_options(self.model) or {"stem"}):
+            raise OptionError("stem", f"is not an option of model {self.model}")
+
+    def check_paths(self) -> None:
+        """The data folder exists and the output folder can be written (nothing is created)."""
         if self.data_root is not None:
-            check_folder("data root (--data-root)", self.data_root)
-        check_writable("output folder (--out)", self.out_dir, folder=True)
-        return self
+            check_folder("data_root", self.data_root)
+        check_writable("out_dir", self.out_dir, folder=True)
 
     def stages(self) -> list[int | None]:
         """Bit widths trained in order; None is the float stage."""
@@ -115,8 +115,6 @@ class TrainConfig:
     def spec(self) -> ModelSpec:
         info = dataset_info(self.dataset)
         options = {"width": self.width, "stem": self.stem}
-        if self.anchors is not None:
-            options["anchors"] = [[float(w), float(h)] for w, h in self.anchors]  # as JSON reads them back
         accepted = model_options(self.model)
         return ModelSpec(
             name=self.model,
@@ -143,15 +141,16 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
     A stage whose checkpoint is complete is skipped; an incomplete one is resumed. ``config`` is
     validated first, so a bad value fails before any data is read or file written.
     """
-    config.validate()
+    config.check_paths()
     device = distributed.init_from_environment()
     train_set, test_set = _datasets(config)
-    if config.anchors is None and "anchors" in config.spec().task.model_options:
-        anchors = dataset_anchors(config.dataset, config.data_root, limit=min(config.train_limit or 5000, 5000))
-        config = dataclasses.replace(config, anchors=anchors)
-        if config.progress and distributed.rank() == 0:
-            tqdm.write(f"anchors (w, h in 32-pixel cells): {config.anchors}")
     spec = config.spec()
+    if spec.task.model_options:  # the options the task derives from the un-augmented training set (anchors)
+        plain_train_set = first(load_dataset(config.dataset, train=True, root=config.data_root), config.train_limit)
+        prepared = spec.task.prepare(plain_train_set, dataset_info(config.dataset))
+        spec = dataclasses.replace(spec, options={**spec.options, **prepared})
+        if config.progress and distributed.rank() == 0:
+            tqdm.write(f"{spec.task.name} options from the {config.dataset} training set: {prepared}")
     paths: dict[str, Path] = {}
     model: nn.Module | None = None
     for index, bits in enumerate(config.stages()):
@@ -200,101 +199,106 @@ def fit(
         FastSNNError: the loss became NaN or infinite (nothing is saved: the last checkpoint is the last good state).
         TrainingInterrupted: Ctrl-C; a checkpoint of the current position was saved first.
     """
-    model = model.to(device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+    stage = _Stage(
+        model.to(device), spec, epochs, lr, checkpoint_path, config, len(_train_loader(train_set, config, 0))
     )
-    steps_per_epoch = len(_train_loader(train_set, config, epoch=0))
-    total_steps = max(1, epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
-    )
-    start_epoch, start_step, running, history = 0, 0, 0.0, []
-    if checkpoint_path.exists():
-        checkpoint = load_checkpoint(checkpoint_path)
-        if checkpoint.spec != spec:
-            raise FastSNNError(
-                f"{checkpoint_path} holds a different model ({checkpoint.spec}); use another --out folder or remove it"
-            )
-        model.load_state_dict({k: v.to(device) for k, v in checkpoint.model_state.items()})
-        restore_optimizer(optimizer, checkpoint)
-        scheduler.load_state_dict(checkpoint.training["scheduler"])
-        if checkpoint.rng_state is not None:
-            torch.set_rng_state(checkpoint.rng_state)
-        position = checkpoint.training
-        start_epoch, start_step, history = position["epoch"], position.get("step", 0), position["history"]
-        running = position.get("running_loss", 0.0)
-
-    def save(epoch: int, step: int, running: float) -> None:
-        """Checkpoint after ``step`` steps of epoch ``epoch`` (0-based; step 0 = before the epoch)."""
-        if distributed.rank() == 0:
-            save_checkpoint(
-                checkpoint_path,
-                model,
-                spec,
-                optimizer=optimizer,
-                save_rng=True,
-                training={
-                    "dataset": config.dataset,
-                    "epoch": epoch,
-                    "step": step,
-                    "running_loss": running,
-                    "epochs": epochs,
-                    "history": history,
-                    "scheduler": scheduler.state_dict(),
-                },
-            )
-
-    trained = DistributedDataParallel(model) if distributed.is_distributed() else model
-    task = spec.task
+    start_epoch, start_step, running = stage.resume(device)
+    trained = DistributedDataParallel(stage.model) if distributed.is_distributed() else stage.model
     with stop_requests(enabled=not distributed.is_distributed()) as stop_requested:
         for epoch in range(start_epoch, epochs):
             trained.train()
             skip = start_step if epoch == start_epoch else 0
             running = running if epoch == start_epoch else 0.0
-            loader = _train_loader(train_set, config, epoch, skip_batches=skip)
-            where = f"{checkpoint_path.stem} epoch {epoch + 1}/{epochs}"
-            bar = tqdm(
-                loader,
-                desc=where,
-                initial=skip,
-                total=steps_per_epoch,
-                disable=not config.progress or distributed.rank() != 0,
-                leave=False,
+            running = stage.train_epoch(trained, train_set, epoch, skip, running, stop_requested, device)
+            test = measure(stage.model, _eval_loader(test_set, config), spec.task)
+            stage.history.append(
+                {"epoch": epoch + 1, "train_loss": running} | {_history_key(m): v for m, v in test.items()}
             )
-            last_save = time.monotonic()
-            for step, (images, labels) in enumerate(bar, start=skip):
-                loss = task.loss(trained(images.to(device)), labels.to(device))
-                if not torch.isfinite(loss):
-                    raise FastSNNError(
-                        f"loss became {loss.item()} in {where} step {step + 1}; stopped without saving, so "
-                        f"{checkpoint_path} keeps the last good state; lower the learning rate"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                running += (loss.item() - running) / (step + 1)
-                bar.set_postfix(loss=f"{running:.4f}")
-                if stop_requested():
-                    save(epoch, step + 1, running)
-                    raise TrainingInterrupted(
-                        f"interrupted; saved {checkpoint_path} after step {step + 1}/{steps_per_epoch} of {where}; "
-                        "run the same command again to resume"
-                    )
-                if step + 1 < steps_per_epoch and _checkpoint_due(config, step + 1, last_save):
-                    save(epoch, step + 1, running)
-                    last_save = time.monotonic()
-            test = measure(model, _eval_loader(test_set, config), task)
-            history.append({"epoch": epoch + 1, "train_loss": running} | {_history_key(m): v for m, v in test.items()})
             if config.progress and distributed.rank() == 0:
                 figures = ", ".join(f"test {metric} {100 * value:.2f}%" for metric, value in test.items())
-                tqdm.write(f"{where}: loss {running:.4f}, {figures}")
-            save(epoch + 1, 0, 0.0)
+                tqdm.write(f"{stage.where(epoch)}: loss {running:.4f}, {figures}")
+            stage.save(epoch + 1, 0, 0.0)
             distributed.barrier()
-    return model.cpu()
+    return stage.model.cpu()
+
+
+class _Stage:
+    """One stage's training state: model, optimizer, cosine schedule, history, and its checkpoint file."""
+
+    def __init__(self, model, spec, epochs: int, lr: float, path: Path, config: TrainConfig, steps_per_epoch: int):
+        self.model, self.spec, self.epochs, self.path, self.config = model, spec, epochs, path, config
+        self.steps_per_epoch, self.history = steps_per_epoch, []
+        self.optimizer = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+        )
+        total_steps = max(1, epochs * steps_per_epoch)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+        )
+
+    def where(self, epoch: int) -> str:
+        return f"{self.path.stem} epoch {epoch + 1}/{self.epochs}"
+
+    def resume(self, device) -> tuple[int, int, float]:
+        """Load the stage's checkpoint if there is one; ``(epoch, step, running loss)`` to start from."""
+        if not self.path.exists():
+            return 0, 0, 0.0
+        checkpoint = load_checkpoint(self.path)
+        if checkpoint.spec != self.spec:
+            raise FastSNNError(
+                f"{self.path} holds a different model ({checkpoint.spec}); use another output folder or remove it"
+            )
+        self.model.load_state_dict({k: v.to(device) for k, v in checkpoint.model_state.items()})
+        restore_optimizer(self.optimizer, checkpoint)
+        self.scheduler.load_state_dict(checkpoint.training["scheduler"])
+        if checkpoint.rng_state is not None:
+            torch.set_rng_state(checkpoint.rng_state)
+        position = checkpoint.training
+        self.history = position["history"]
+        return position["epoch"], position.get("step", 0), position.get("running_loss", 0.0)
+
+    def save(self, epoch: int, step: int, running: float) -> None:
+        """Checkpoint after ``step`` steps of epoch ``epoch`` (0-based; step 0 = before the epoch)."""
+        if distributed.rank() == 0:
+            position = {"epoch": epoch, "step": step, "running_loss": running, "epochs": self.epochs}
+            training = {"dataset": self.config.dataset, **position, "history": self.history}
+            training |= {"scheduler": self.scheduler.state_dict(), "config": dataclasses.asdict(self.config)}
+            save_checkpoint(
+                self.path, self.model, self.spec, optimizer=self.optimizer, save_rng=True, training=training
+            )
+
+    def train_epoch(self, trained, train_set, epoch: int, skip: int, running: float, stop_requested, device) -> float:
+        """Train epoch ``epoch`` from step ``skip``; returns the running mean of the loss."""
+        config, where = self.config, self.where(epoch)
+        loader = _train_loader(train_set, config, epoch, skip_batches=skip)
+        quiet = not config.progress or distributed.rank() != 0
+        bar = tqdm(loader, desc=where, initial=skip, total=self.steps_per_epoch, disable=quiet, leave=False)
+        last_save = time.monotonic()
+        for step, (images, labels) in enumerate(bar, start=skip):
+            loss = self.spec.task.loss(trained(images.to(device)), labels.to(device))
+            if not torch.isfinite(loss):
+                raise FastSNNError(
+                    f"loss became {loss.item()} in {where} step {step + 1}; stopped without saving, so "
+                    f"{self.path} keeps the last good state; lower the learning rate"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            running += (loss.item() - running) / (step + 1)
+            bar.set_postfix(loss=f"{running:.4f}")
+            if stop_requested():
+                self.save(epoch, step + 1, running)
+                raise TrainingInterrupted(
+                    f"interrupted; saved {self.path} after step {step + 1}/{self.steps_per_epoch} of {where}; "
+                    "run the same command again to resume"
+                )
+            if step + 1 < self.steps_per_epoch and _checkpoint_due(config, step + 1, last_save):
+                self.save(epoch, step + 1, running)
+                last_save = time.monotonic()
+        return running
 
 
 def _history_key(metric: str) -> str:

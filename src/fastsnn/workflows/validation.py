@@ -1,64 +1,22 @@
-"""Up-front checks of user-supplied values: each failure is a FastSNNError naming the option and what it accepts.
+"""Up-front checks of user-supplied paths: each failure is an OptionError naming the option and what is wrong.
 
 Run before any work starts, so a bad value costs nothing and leaves no partial output behind.
 """
 
-import math
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..errors import FastSNNError
-
-
-def check_int(option: str, value, low: int, high: int | None = None, *, optional: bool = False) -> None:
-    """``value`` is an integer in ``low..high`` (or None when ``optional``)."""
-    if value is None and optional:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        accepted = f"{low}..{high}" if high is not None else f">= {low}"
-        raise FastSNNError(f"{option} must be an integer {accepted}{' or unset' if optional else ''}, got {value!r}")
-
-
-def check_float(
-    option: str,
-    value,
-    low: float,
-    high: float,
-    *,
-    low_open: bool = True,
-    high_open: bool = False,
-    optional: bool = False,
-) -> None:
-    """``value`` is a finite number in the interval between ``low`` and ``high`` (open ends as flagged)."""
-    if value is None and optional:
-        return
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise FastSNNError(f"{option} must be a finite number in {interval}, got {value!r}")
-
-
-def check_choice(option: str, value, accepted: list[str]) -> None:
-    """``value`` is one of ``accepted``."""
-    if not isinstance(value, str) or value not in accepted:
-        raise FastSNNError(f"{option} {value!r} is not known; accepted: {', '.join(accepted)}")
+from ..errors import OptionError
 
 
 def check_readable_file(option: str, path) -> Path:
     """``path`` names an existing, readable regular file."""
     path = _as_path(option, path)
     if not path.is_file():
-        raise FastSNNError(f"{option} {path} does not exist or is not a file")
+        raise OptionError(option, f"{path} does not exist or is not a file")
     if not os.access(path, os.R_OK):
-        raise FastSNNError(f"{option} {path} is not readable")
+        raise OptionError(option, f"{path} is not readable")
     return path
 
 
@@ -66,9 +24,9 @@ def check_folder(option: str, path) -> Path:
     """``path`` names an existing, readable folder."""
     path = _as_path(option, path)
     if not path.is_dir():
-        raise FastSNNError(f"{option} {path} does not exist or is not a folder")
+        raise OptionError(option, f"{path} does not exist or is not a folder")
     if not os.access(path, os.R_OK | os.X_OK):
-        raise FastSNNError(f"{option} {path} is not readable")
+        raise OptionError(option, f"{path} is not readable")
     return path
 
 
@@ -81,14 +39,14 @@ def check_writable(option: str, path, *, folder: bool) -> Path:
     kind = "folder" if folder else "file"
     if path.exists():
         if path.is_dir() != folder:
-            raise FastSNNError(f"{option} {path} exists and is not a {kind}")
+            raise OptionError(option, f"{path} exists and is not a {kind}")
         parent = path if folder else path.parent
     else:
         parent = next((p for p in path.parents if p.exists()), Path("."))
         if not parent.is_dir():
-            raise FastSNNError(f"{option} {path} cannot be created: {parent} is not a folder")
+            raise OptionError(option, f"{path} cannot be created: {parent} is not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise FastSNNError(f"{option} {path} cannot be written: {parent} is not writable")
+        raise OptionError(option, f"{path} cannot be written: {parent} is not writable")
     return path
 
 
@@ -100,7 +58,7 @@ def _as_path(option: str, path) -> Path:
         path = Path(text).expanduser()
         path.exists()  # raises on a name too long for the file system
     except (TypeError, ValueError, OSError) as error:
-        raise FastSNNError(f"{option} {str(path)[:200]!r} is not a usable path ({error})") from None
+        raise OptionError(option, f"{str(path)[:200]!r} is not a usable path ({error})") from None
     return path
 
 
@@ -114,7 +72,7 @@ def check_paths(
     write_folders: PathOptions | None = None,
     data_root=None,
 ) -> None:
-    """Up-front checks of path options (named as typed, e.g. ``--float-checkpoint``) and of ``--data-root``,
+    """Up-front checks of path options (named as typed, e.g. ``--out``) and of the data folder,
     before any work starts or any output is written: inputs are readable files, outputs can be
     written, and no output would overwrite an input."""
     inputs = {}
@@ -122,13 +80,14 @@ def check_paths(
         for path in _listed(paths):
             inputs[check_readable_file(option, path).resolve()] = option
     if data_root is not None:
-        check_folder("--data-root", data_root)
+        check_folder("data_root", data_root)
     for option, paths in (write or {}).items():
         for path in _listed(paths):
             resolved = check_writable(option, path, folder=False).resolve()
             if resolved in inputs:
-                raise FastSNNError(
-                    f"{option} {path} is also the {inputs[resolved]} input; writing it would destroy that file"
+                raise OptionError(
+                    option,
+                    f"{path} is also the {inputs[resolved]} input; writing it would destroy that file",
                 )
     for option, paths in (write_folders or {}).items():
         for path in _listed(paths):

@@ -1,0 +1,38 @@
+"""The options of :func:`fastsnn.finetune`, declared once (the CLI and checkpoints derive from them)."""
+
+import dataclasses
+from typing import Literal
+
+from ..neuron import Surrogate
+from ..options import Options, option
+
+Criterion = Literal["agreement", "mse"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig(Options):
+    """How a converted SNN is corrected towards its QANN (defaults: benchmarks/fidelity.py's ablation)."""
+
+    objective: Surrogate = option(
+        "ste", "layer-wise surrogate gradient: ste (the paper's straight-through objective) or bptt (through T steps)"
+    )
+    steps_per_layer: int = option(100, "layer-wise Adam steps per spiking layer (0: none)", low=0, flags=("--steps",))
+    lr: float = option(1e-3, "layer-wise Adam learning rate", low=0, low_open=True)
+    calibrate: bool = option(
+        False,
+        "also shift each layer's per-channel bias by its mean error, measured on the first training batches "
+        "(kept on held-out data, it lowered test agreement by 0.09-0.22 pp in benchmarks/fidelity.py)",
+    )
+    calibration_rounds: int = option(3, "measure-and-shift rounds of the calibration per layer", low=1)
+    end_to_end_steps: int = option(
+        0,
+        "steps of end-to-end distillation through all T steps at the end (0: none; in benchmarks/fidelity.py "
+        "120 steps raised accuracy but not agreement)",
+        low=0,
+    )
+    end_to_end_lr: float = option(1e-4, "Adam learning rate of the end-to-end phase", low=0, low_open=True)
+    end_to_end_objective: Surrogate = option("bptt", "surrogate gradient of the end-to-end phase")
+    criterion: Criterion = option(
+        "agreement",
+        "keep a correction if held-out agreement with the QANN rises (ties: output MSE), or if the output MSE falls",
+    )
