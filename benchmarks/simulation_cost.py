@@ -18,11 +18,6 @@ between machines, so compare the ratios, which come from the same run.
 """
 
 import argparse
-import contextlib
-import copy
-import io
-import json
-import platform
 from pathlib import Path
 
 import torch
@@ -31,6 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import fastsnn
 from fastsnn.models import create_model
+from harness import SpikingJelly, environment, find_spikingjelly, write_json
 
 CASES = [("vgg11", 0.25, 1, 28), ("resnet20", 1.0, 3, 32), ("vgg16", 0.5, 3, 32)]
 CORNER_STEPS = (3, 15, 63)  # the T measured at every batch size
@@ -50,37 +46,15 @@ def peak_memory(fn, device) -> int | None:
     return torch.cuda.max_memory_allocated()
 
 
-def spikingjelly():
-    """``(ann2snn, functional)`` of SpikingJelly, or None when it is not installed."""
-    try:
-        from spikingjelly.activation_based import ann2snn, functional
-    except ImportError:
-        return None
-    return ann2snn, functional
-
-
-def spikingjelly_contenders(float_model, x, T, sj, device) -> dict:
+def spikingjelly_contenders(float_model, x, T, sj: SpikingJelly, device) -> dict:
     """SpikingJelly's single-step and multi-step simulations of ``float_model`` on ``x`` for T steps."""
-    ann2snn, functional = sj
     calibration = DataLoader(TensorDataset(torch.randn(64, *x.shape[1:])), batch_size=32)
-    converter = ann2snn.Converter(recipe=ann2snn.RateCodingRecipe(dataloader=calibration, mode="max"), device="cpu")
-    with contextlib.redirect_stderr(io.StringIO()):  # its calibration progress bar
-        single = converter.convert(copy.deepcopy(float_model).cpu()).to(device).eval()
-    multi = copy.deepcopy(single)
-    functional.set_step_mode(multi, "m")
-
-    def run_single():
-        functional.reset_net(single)
-        total = single(x)
-        for _ in range(T - 1):
-            total = total + single(x)
-        return total
-
-    def run_multi():
-        functional.reset_net(multi)
-        return multi(x.unsqueeze(0).expand(T, *x.shape)).sum(0)
-
-    return {"spikingjelly_single_step": run_single, "spikingjelly_multi_step": run_multi}
+    single = sj.convert(float_model, "RateCoding max", calibration).to(device)
+    multi = sj.multi_step_copy(single)
+    return {
+        "spikingjelly_single_step": lambda: sj.single_step(single, x, T),
+        "spikingjelly_multi_step": lambda: sj.multi_step(multi, x, T),
+    }
 
 
 @torch.no_grad()
@@ -148,18 +122,9 @@ def main():
     parser.add_argument("--out", type=Path, help="JSON file (default benchmarks/results/simulation_cost_<device>.json)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    sj = None if args.no_spikingjelly else spikingjelly()
-    if sj is None and not args.no_spikingjelly:
-        print("SpikingJelly is not installed: its columns are skipped (see benchmarks/spikingjelly_compare.py)")
+    sj = None if args.no_spikingjelly else find_spikingjelly(skipped="SpikingJelly columns")
     out = args.out or Path(__file__).parent / "results" / f"simulation_cost_{device.type}.json"
-    environment = {
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "spikingjelly": None if sj is None else "2.0.0",
-    }
+    setup = environment(device, spikingjelly=None if sj is None else sj.version)
     print(
         f"{'model':9} {'batch':>5} {'T':>3} {'SNN ms':>10} {'ms/step':>9} {'/(T·QANN)':>8} {'unsigned':>9} "
         f"{'/QANN(TB)':>9} {'SJ single':>10} {'SJ multi':>10} {'speed-up':>9}"
@@ -172,8 +137,7 @@ def main():
                     continue
                 rows.append(measure(case, T, batch, device, args.min_run_time, sj))
                 print(format_row(rows[-1]), flush=True)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps({"environment": environment, "rows": rows}, indent=2) + "\n")
+                write_json(out, {"environment": setup, "rows": rows})
     print(f"recorded in {out}")
 
 

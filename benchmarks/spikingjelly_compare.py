@@ -13,7 +13,8 @@ small VGG (reused from ``--runs`` when complete) gives the float ANN and the QAN
     of ``--time-steps`` comes from one simulation of max(T) steps (the network is causal, so the running
     sum after t steps is exactly the T = t simulation, as in SpikingJelly's own ``val``).
   * fastsnn converts the **QANNs** (``fastsnn.convert(qann, signed=True)``, T = 2^b − 1: b = 2, 3, 4 give
-    T = 3, 7, 15) and fine-tunes the 2-bit one (``fastsnn.finetune``, ``ste``; ``--finetune-steps 0`` skips).
+    T = 3, 7, 15) and fine-tunes the 2-bit one (``fastsnn.finetune`` with :data:`FINETUNING`: 30 ``ste`` steps
+    per layer kept where the held-out output MSE falls; ``--finetune-steps 0`` skips).
   * Both use direct coding: the normalised image is the input current at every step. Both see the same
     test tensors (one list of batches, loaded once; its size and checksum are recorded).
   * Timing at equal T (``--timing-steps``, default 3 and 15): the full test set through fastsnn's signed SNN
@@ -25,79 +26,61 @@ small VGG (reused from ``--runs`` when complete) gives the float ANN and the QAN
     is not timed. For a T that is no 2^b − 1 of a trained QANN, fastsnn's network is the 2-bit QANN
     converted with that T (the cost depends on T and the architecture, not on b).
 
-Installing SpikingJelly (not a fastsnn dependency). Its wheel declares torchaudio, scipy, tensorboard and
-more, none of which ``spikingjelly.activation_based.ann2snn`` imports; next to the pinned torch::
+Installing SpikingJelly (not a fastsnn dependency; ``harness.spikingjelly_runner`` says how when it is
+missing). Its wheel declares torchaudio, scipy, tensorboard and more, none of which
+``spikingjelly.activation_based.ann2snn`` imports; next to the pinned torch::
 
     pip install --no-deps spikingjelly==2.0.0
     pip install loguru requests     # the only modules ann2snn imports beyond torch, numpy, tqdm
 
 Runs::
 
-    python benchmarks/spikingjelly_compare.py                       # full test sets; about 1 h on 2 cores
+    python benchmarks/spikingjelly_compare.py                       # full test sets; 2.5 h on 2 cores
     python benchmarks/spikingjelly_compare.py --test-limit 300 --train-limit 2000 --float-epochs 1 \\
         --epochs 1 --final-epochs 1 --calibration-images 1000 --finetune-steps 5 --repeats 1 \\
         --runs /tmp/sj-smoke/runs --json /tmp/sj-smoke/r.json --markdown /tmp/sj-smoke/r.md   # smoke run
     python benchmarks/spikingjelly_compare.py --render-only         # rewrite the Markdown from --json
     python benchmarks/spikingjelly_compare.py --retime              # time the kept data sets again (new code)
 
-Everything goes to ``--json`` (settings, versions, device, threads) after each data set; running again
-with the same measurement settings keeps the data sets already there (``--fresh`` discards them).
+Everything goes to ``--json`` (settings, versions, device, threads, commit) after each data set, atomically.
+Running again keeps the data sets already there; with other measurement settings it refuses to mix them
+(``--fresh`` discards them).
 """
 
 import argparse
-import copy
+import dataclasses
 import json
-import os
-import platform
-import subprocess
 import time
-from collections.abc import Iterable
-from importlib import metadata
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-import fastsnn
 from fastsnn import convert
 from fastsnn.data import load_dataset
-from fastsnn.finetune import finetune
+from fastsnn.finetune import FinetuneConfig, finetune
 from fastsnn.quant import levels
 from fastsnn.workflows.checkpoint import load_checkpoint
 from fastsnn.workflows.sources import first, tuning_split
 from fastsnn.workflows.train import TrainConfig, stage_checkpoint, train_progressive
+from harness import RECIPES, ResultsFile, SpikingJelly, environment, read_results, require_spikingjelly, settings_of
 
-INSTALL = "pip install --no-deps spikingjelly==2.0.0 && pip install loguru requests"
-SJ_VERSION = "2.0.0"
-RECIPES = ("RateCoding max", "RateCoding 99.9%", "LocalThresholdBalancing")
 CONTENDERS = ("fastsnn", "SpikingJelly single-step", "SpikingJelly multi-step")
+# fastsnn's fine-tuning of the 2-bit SNN: layer-wise ste, kept where the held-out output MSE falls (what this
+# benchmark measured before the agreement criterion and calibration existed); --finetune-steps and
+# --finetune-lr override its budget
+FINETUNING = FinetuneConfig(objective="ste", steps_per_layer=30, criterion="mse")
 # settings that do not change what is measured
 NOT_MEASURED = {"datasets", "runs", "json", "markdown", "render_only", "progress", "fresh", "retime"}
 HERE = Path(__file__).parent
-
-
-def import_spikingjelly():
-    """``(ann2snn, functional, neuron)`` of SpikingJelly, or exit saying how to install it."""
-    try:
-        from spikingjelly.activation_based import ann2snn, functional, neuron
-    except ImportError as error:
-        raise SystemExit(
-            f"SpikingJelly's ann2snn converter cannot be imported ({error}).\n"
-            f"This benchmark needs SpikingJelly {SJ_VERSION} next to the pinned torch; install it with\n"
-            f"    {INSTALL}\n"
-            "(--no-deps: its declared requirements such as torchaudio and scipy are not needed by ann2snn)."
-        ) from None
-    version = metadata.version("spikingjelly")
-    if version != SJ_VERSION:
-        print(f"warning: SpikingJelly {version} is installed; this benchmark was written for {SJ_VERSION}")
-    return ann2snn, functional, neuron
 
 
 def main() -> None:
     args = _arguments()
     if not args.render_only:
         run(args)
-    results = json.loads(args.json.read_text())
+    results = read_results(args.json)
     markdown = markdown_tables(results)
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.markdown.write_text(markdown + "\n")
@@ -105,46 +88,27 @@ def main() -> None:
 
 
 def run(args) -> None:
-    sj = import_spikingjelly()
+    sj = require_spikingjelly()
     torch.set_num_threads(args.threads)
-    settings = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
-    results = {
-        "settings": settings,
-        "environment": {
-            "torch": torch.__version__,
-            "fastsnn": fastsnn.__version__,
-            "spikingjelly": metadata.version("spikingjelly"),
-            "python": platform.python_version(),
-            "device": f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} logical cores)",
-            "threads": torch.get_num_threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        },
-        "runs": [],
-        "wall_seconds": 0.0,
-    }
-    previous = json.loads(args.json.read_text()) if args.json.exists() and not args.fresh else None
-    if previous is not None and _measured(previous["settings"]) == _measured(settings):
-        results["runs"], results["wall_seconds"] = previous["runs"], previous["wall_seconds"]
-    kept = {entry["dataset"]: entry for entry in results["runs"]}
+    record = ResultsFile(
+        args.json,
+        settings_of(args),
+        environment("cpu", spikingjelly=sj.version),
+        ignored=NOT_MEASURED,
+        fresh=args.fresh,
+    )
+    kept = {entry["dataset"]: entry for entry in record.runs}
     for dataset in args.datasets:
-        if dataset in kept:
-            print(f"{dataset}: kept from {args.json}" + (", timing measured again" if args.retime else ""))
-            if args.retime:
-                started = time.perf_counter()
+        if dataset not in kept:
+            with record.measuring() as runs:
+                runs.append(benchmark_dataset(dataset, args, sj))
+        elif args.retime:
+            print(f"{dataset}: kept from {args.json}, timing measured again")
+            with record.measuring():
                 retime(kept[dataset], args, sj)
-                results["wall_seconds"] += time.perf_counter() - started
-                args.json.write_text(json.dumps(results, indent=1) + "\n")
-            continue
-        started = time.perf_counter()
-        results["runs"].append(benchmark_dataset(dataset, args, sj))
-        results["wall_seconds"] += time.perf_counter() - started
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"total wall time {results['wall_seconds'] / 60:.1f} min (data sets kept from --json included)")
-
-
-def _measured(settings: dict) -> dict:
-    return {key: value for key, value in settings.items() if key not in NOT_MEASURED}
+        else:
+            print(f"{dataset}: kept from {args.json}")
+    print(f"total wall time {record.results['wall_seconds'] / 60:.1f} min (data sets kept from --json included)")
 
 
 def _log(message: str) -> None:
@@ -181,25 +145,19 @@ def _trained(dataset: str, args):
     return config, float_model, qanns, batches
 
 
-def _spikingjelly_networks(dataset: str, float_model, recipes: Iterable[str], args, ann2snn) -> dict:
+def _spikingjelly_networks(dataset: str, float_model, recipes: Iterable[str], args, sj: SpikingJelly) -> dict:
     """``{recipe: (SpikingJelly network, conversion seconds)}`` of the float ANN, calibrated on training images."""
     calibration_set = first(load_dataset(dataset, train=True, root=args.data_root), args.train_limit)
     calibration = DataLoader(first(calibration_set, args.calibration_images), batch_size=args.calibration_batch)
-    make = {
-        "RateCoding max": lambda: ann2snn.RateCodingRecipe(dataloader=calibration, mode="max"),
-        "RateCoding 99.9%": lambda: ann2snn.RateCodingRecipe(dataloader=calibration, mode="99.9%"),
-        "LocalThresholdBalancing": lambda: ann2snn.LocalThresholdBalancingRecipe(dataloader=calibration),
-    }
     networks = {}
-    for name in recipes:
+    for recipe in recipes:
         started = time.perf_counter()
-        converter = ann2snn.Converter(recipe=make[name](), device="cpu")
-        networks[name] = (converter.convert(copy.deepcopy(float_model)).eval(), time.perf_counter() - started)
+        network = sj.convert(float_model, recipe, calibration, progress=args.progress)
+        networks[recipe] = (network, time.perf_counter() - started)
     return networks
 
 
-def benchmark_dataset(dataset: str, args, sj) -> dict:
-    ann2snn, functional, _ = sj
+def benchmark_dataset(dataset: str, args, sj: SpikingJelly) -> dict:
     seconds = {}
     started = time.perf_counter()
     config, float_model, qanns, batches = _trained(dataset, args)
@@ -234,106 +192,85 @@ def benchmark_dataset(dataset: str, args, sj) -> dict:
             qanns[2],
             DataLoader(tuning, batch_size=args.finetune_batch, shuffle=True, generator=generator),
             held_out=DataLoader(held_out, batch_size=250),
-            objective="ste",
-            steps_per_layer=args.finetune_steps,
-            lr=args.finetune_lr,
+            config=dataclasses.replace(FINETUNING, steps_per_layer=args.finetune_steps, lr=args.finetune_lr),
             progress=args.progress,
         )
-        entry["fastsnn"]["signed + fine-tuned (ste)"] = {str(levels(2)): _accuracy(tuned, batches)}
+        entry["fastsnn"][f"signed + fine-tuned ({FINETUNING.objective})"] = {str(levels(2)): _accuracy(tuned, batches)}
         seconds["fastsnn fine-tune + accuracy"] = time.perf_counter() - started
     _log(f"{dataset}: ANN {entry['ann']}, fastsnn {entry['fastsnn']}")
 
     # SpikingJelly: convert the float ANN with each recipe, simulate max(T) steps single-step
     converted, entry["spikingjelly"] = {}, {}
-    for name, (network, convert_seconds) in _spikingjelly_networks(
-        dataset, float_model, RECIPES, args, ann2snn
-    ).items():
+    for name, (network, convert_seconds) in _spikingjelly_networks(dataset, float_model, RECIPES, args, sj).items():
         converted[name] = network
         seconds[f"SpikingJelly convert {name}"] = convert_seconds
         started = time.perf_counter()
-        entry["spikingjelly"][name] = _sj_accuracies(network, batches, args.time_steps, functional)
+        entry["spikingjelly"][name] = _sj_accuracies(sj, network, batches, args.time_steps)
         seconds[f"SpikingJelly accuracy {name}"] = time.perf_counter() - started
         _log(f"{dataset} SpikingJelly {name}: {entry['spikingjelly'][name]}")
     top = str(max(args.time_steps))
     timed_recipe = max(RECIPES, key=lambda name: entry["spikingjelly"][name][top])
     entry["timed_recipe"] = timed_recipe
-    entry["checks"] = _checks(converted[timed_recipe], batches[0][0], min(args.timing_steps), sj)
-    _time_entry(entry, snns, qanns[2], converted[timed_recipe], batches, args, functional)
+    entry["checks"] = _checks(sj, converted[timed_recipe], batches[0][0], min(args.timing_steps))
+    _time_entry(entry, snns, qanns[2], converted[timed_recipe], batches, args, sj)
     return entry
 
 
-def retime(entry: dict, args, sj) -> None:
+def retime(entry: dict, args, sj: SpikingJelly) -> None:
     """Measure ``entry``'s timing rows again (same networks, data and recipe; accuracies are kept)."""
-    ann2snn, functional, _ = sj
     _, float_model, qanns, batches = _trained(entry["dataset"], args)
     recipe = entry["timed_recipe"]
-    network, _ = _spikingjelly_networks(entry["dataset"], float_model, [recipe], args, ann2snn)[recipe]
+    network, _ = _spikingjelly_networks(entry["dataset"], float_model, [recipe], args, sj)[recipe]
     snns = {levels(bits): convert(qann, signed=True) for bits, qann in qanns.items()}
-    _time_entry(entry, snns, qanns[2], network, batches, args, functional)
-    entry["retimed"] = {"fastsnn": fastsnn.__version__, "commit": _commit(), "date": time.strftime("%Y-%m-%d")}
+    _time_entry(entry, snns, qanns[2], network, batches, args, sj)
+    entry["retimed"] = {"date": time.strftime("%Y-%m-%d")} | environment("cpu", spikingjelly=sj.version)
 
 
-def _time_entry(entry: dict, snns: dict, qann2, sj_net, batches, args, functional) -> None:
+def _time_entry(entry: dict, snns: dict, qann2, sj_net, batches, args, sj: SpikingJelly) -> None:
     started = time.perf_counter()
-    entry["timing"] = [_timing(T, snns, qann2, sj_net, batches, args, functional) for T in args.timing_steps]
+    entry["timing"] = [_timing(T, snns, qann2, sj_net, batches, args, sj) for T in args.timing_steps]
     entry["seconds"]["timing"] = time.perf_counter() - started
     for row in entry["timing"]:
         _log(f"{entry['dataset']} T={row['T']}: {json.dumps(row)}")
 
 
-def _commit() -> str | None:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 @torch.no_grad()
+def _correct(predict: Callable[[torch.Tensor], torch.Tensor], batches) -> int:
+    """How many images of ``batches`` ``(images [B, ...], labels [B])`` get the right class from ``predict``
+    (images → outputs ``[B, classes]``)."""
+    return sum(int((predict(x).argmax(1) == y).sum()) for x, y in batches)
+
+
 def _accuracy(model, batches) -> float:
-    correct = sum(int((model(x).argmax(1) == y).sum()) for x, y in batches)
-    return correct / sum(len(y) for _, y in batches)
+    return _correct(model, batches) / sum(len(y) for _, y in batches)
 
 
-@torch.no_grad()
-def _sj_accuracies(net, batches, time_steps: list[int], functional) -> dict[str, float]:
+def _sj_accuracies(sj: SpikingJelly, net, batches, time_steps: list[int]) -> dict[str, float]:
     """Accuracy of a SpikingJelly SNN (single-step) at every T of ``time_steps``, from one max(T) simulation."""
     correct = dict.fromkeys(time_steps, 0)
     for x, y in batches:
-        functional.reset_net(net)
-        total = None
-        for t in range(1, max(time_steps) + 1):
-            out = net(x)
-            total = out if total is None else total + out
+        for t, total in enumerate(sj.single_step_sums(net, x, max(time_steps)), start=1):
             if t in correct:
                 correct[t] += int((total.argmax(1) == y).sum())
-    functional.reset_net(net)
     images = sum(len(y) for _, y in batches)
     return {str(T): correct[T] / images for T in time_steps}
 
 
-def _checks(net, x: torch.Tensor, T: int, sj) -> dict:
+def _checks(sj: SpikingJelly, net, x: torch.Tensor, T: int) -> dict:
     """That the timed SpikingJelly network spikes (firing rate per neuron layer at T on one batch) and that
     its multi-step mode gives the single-step outputs."""
-    _, functional, neuron = sj
     rates, hooks = {}, []
     for name, module in net.named_modules():
-        if isinstance(module, neuron.BaseNode):
+        if isinstance(module, sj.neuron.BaseNode):
 
             def record(module, inputs, output, name=name):
                 rates.setdefault(name, []).append(float(output.float().mean()))
 
             hooks.append(module.register_forward_hook(record))
-    with torch.no_grad():
-        functional.reset_net(net)
-        single = sum(net(x) for _ in range(T))
-        functional.reset_net(net)
+    single = sj.single_step(net, x, T)
     for hook in hooks:
         hook.remove()
-    multi_net = _multi_step(net, functional)
-    with torch.no_grad():
-        multi = multi_net(x.unsqueeze(0).expand(T, *x.shape)).sum(0)
+    multi = sj.multi_step(sj.multi_step_copy(net), x, T)
     return {
         "T": T,
         "firing_rate_per_layer": {name: sum(values) / len(values) for name, values in rates.items()},
@@ -341,55 +278,23 @@ def _checks(net, x: torch.Tensor, T: int, sj) -> dict:
     }
 
 
-def _multi_step(net, functional):
-    multi = copy.deepcopy(net)
-    functional.set_step_mode(multi, "m")
-    return multi
-
-
-@torch.no_grad()
-def _run_fastsnn(snn, batches, T: int, functional) -> int:
-    return sum(int((snn(x).argmax(1) == y).sum()) for x, y in batches)
-
-
-@torch.no_grad()
-def _run_sj_single(net, batches, T: int, functional) -> int:
-    correct = 0
-    for x, y in batches:
-        functional.reset_net(net)
-        total = net(x)
-        for _ in range(T - 1):
-            total = total + net(x)
-        correct += int((total.argmax(1) == y).sum())
-    return correct
-
-
-@torch.no_grad()
-def _run_sj_multi(net, batches, T: int, functional) -> int:
-    correct = 0
-    for x, y in batches:
-        functional.reset_net(net)
-        total = net(x.unsqueeze(0).expand(T, *x.shape)).sum(0)  # [T, B, classes] -> [B, classes]
-        correct += int((total.argmax(1) == y).sum())
-    return correct
-
-
-def _timing(T: int, snns: dict, qann2, sj_net, batches, args, functional) -> dict:
+def _timing(T: int, snns: dict, qann2, sj_net, batches, args, sj: SpikingJelly) -> dict:
     """Best-of-``args.repeats`` wall time of the full test set for each contender at ``T``, interleaved."""
     snn = snns.get(T) or convert(qann2, signed=True, T=T)
+    multi = sj.multi_step_copy(sj_net)
     contenders = {
-        "fastsnn": (_run_fastsnn, snn),
-        "SpikingJelly single-step": (_run_sj_single, sj_net),
-        "SpikingJelly multi-step": (_run_sj_multi, _multi_step(sj_net, functional)),
+        "fastsnn": snn,
+        "SpikingJelly single-step": lambda x: sj.single_step(sj_net, x, T),
+        "SpikingJelly multi-step": lambda x: sj.multi_step(multi, x, T),
     }
-    for run, model in contenders.values():  # warm-up
-        run(model, batches[:1], T, functional)
+    for predict in contenders.values():  # warm-up
+        _correct(predict, batches[:1])
     best = dict.fromkeys(contenders, float("inf"))
     correct = {}
     for _ in range(args.repeats):
-        for name, (run, model) in contenders.items():
+        for name, predict in contenders.items():
             started = time.perf_counter()
-            correct[name] = run(model, batches, T, functional)
+            correct[name] = _correct(predict, batches)
             best[name] = min(best[name], time.perf_counter() - started)
     images = sum(len(y) for _, y in batches)
     faster_sj = min(best["SpikingJelly single-step"], best["SpikingJelly multi-step"])

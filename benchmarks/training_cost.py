@@ -8,7 +8,6 @@ per-channel 4-bit weights), as a ratio: the QANN's epoch costs this multiple of 
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ from torch.utils import benchmark
 
 import fastsnn
 from fastsnn.models import create_model
+from harness import environment, write_json
 
 CASES = [("vgg11", 0.25, 1, 28), ("resnet20", 1.0, 3, 32)]
 
@@ -68,10 +68,7 @@ def main():
             f"{row['qann_w4_vs_float']:>14.2f}"
         )
     out = args.out or Path(__file__).parent / "results" / f"training_cost_{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows}, indent=2) + "\n"
-    )
+    write_json(out, {"environment": environment(device), "rows": rows})
     print(f"recorded in {out}")
 
 

@@ -1,0 +1,18 @@
+"""What the benchmark scripts share: the environment record, the results file (resume, atomic writes) and
+the SpikingJelly peer (import, conversion, simulation)."""
+
+from .environment import environment
+from .results import ResultsFile, read_results, settings_of, write_json
+from .spikingjelly_runner import RECIPES, SpikingJelly, find_spikingjelly, require_spikingjelly
+
+__all__ = [
+    "RECIPES",
+    "ResultsFile",
+    "SpikingJelly",
+    "environment",
+    "find_spikingjelly",
+    "read_results",
+    "require_spikingjelly",
+    "settings_of",
+    "write_json",
+]
