@@ -187,3 +187,15 @@ def write_tiny_voc(root: Path, sample: dict, *, copies: int = 2) -> Path:
     for split, names in (("train", ids[::2]), ("val", ids[1::2])):
         (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{name}\n" for name in names))
     return base
+
+
+def compared_models(run: Path) -> dict:
+    """The models ``fastsnn evaluate run/q2.safetensors run/float.safetensors`` compares at T = 3, keyed as
+    its rows, rebuilt from the checkpoints of training folder ``run``."""
+    qann = load_checkpoint(run / "q2.safetensors").build_model()
+    return {
+        ("float ANN", None): load_checkpoint(run / "float.safetensors").build_model(),
+        ("QANN", None): qann,
+        ("SNN unsigned", 3): convert(qann, signed=False),
+        ("SNN signed", 3): convert(qann),
+    }

@@ -5,13 +5,12 @@ import json
 import pytest
 import torch
 
-from fastsnn import convert
 from fastsnn.analysis import row
 from fastsnn.cli import main
 from fastsnn.tasks.detection import MAX_DETECTIONS, REFERENCE_SCORE
 from fastsnn.workflows import sources
 from fastsnn.workflows.checkpoint import load_checkpoint
-from helpers import held_out_agreements, write_tiny_fashion_mnist
+from helpers import compared_models, held_out_agreements, write_tiny_fashion_mnist
 
 SCENES = ["--dataset", "fashion-scenes-det", "--train-limit", "128", "--test-limit", "24"]
 
@@ -89,13 +88,7 @@ def test_evaluate_reports_map_box_agreement_baselines_and_pictures(trained, tmp_
         ("float ANN", None), ("QANN", None), ("SNN unsigned", 3), ("SNN signed", 3), ("rate-norm max", 3)
     ]  # fmt: skip
     checkpoint = load_checkpoint(out / "q2.safetensors")
-    qann = checkpoint.build_model()
-    recomputed = {
-        ("float ANN", None): load_checkpoint(out / "float.safetensors").build_model(),
-        ("QANN", None): qann,
-        ("SNN unsigned", 3): convert(qann, signed=False),
-        ("SNN signed", 3): convert(qann),
-    }
+    recomputed = compared_models(out)
     loader = sources.test_loader("fashion-scenes-det", root, batch_size=6, limit=12)  # --limit 12 --batch-size 6
     found = {key: detections_and_targets(model, checkpoint.spec.task, loader) for key, model in recomputed.items()}
     qann_detections = found[("QANN", None)][0]

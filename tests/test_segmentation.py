@@ -12,7 +12,7 @@ from fastsnn.tasks import create_task
 from fastsnn.tasks.segmentation import IGNORE_INDEX
 from fastsnn.workflows import sources
 from fastsnn.workflows.checkpoint import load_checkpoint
-from helpers import held_out_agreements, loader_of, random_qann, write_tiny_fashion_mnist
+from helpers import compared_models, held_out_agreements, loader_of, random_qann, write_tiny_fashion_mnist
 
 SCENES = ["--dataset", "fashion-scenes", "--train-limit", "128", "--test-limit", "24"]
 
@@ -76,13 +76,7 @@ def test_evaluate_reports_miou_pixel_agreement_baselines_and_pictures(trained, t
         ("float ANN", None), ("QANN", None), ("SNN unsigned", 3), ("SNN signed", 3), ("rate-norm max", 3)
     ]  # fmt: skip
     checkpoint = load_checkpoint(out / "q2.safetensors")
-    qann = checkpoint.build_model()
-    recomputed = {
-        ("float ANN", None): load_checkpoint(out / "float.safetensors").build_model(),
-        ("QANN", None): qann,
-        ("SNN unsigned", 3): convert(qann, signed=False),
-        ("SNN signed", 3): convert(qann),
-    }
+    recomputed = compared_models(out)
     loader = sources.test_loader("fashion-scenes", root, batch_size=6, limit=12)  # --limit 12 --batch-size 6
     predictions = {key: predicted_masks(model, loader) for key, model in recomputed.items()}
     qann_predicted = predictions[("QANN", None)][0]
