@@ -43,9 +43,8 @@ def add_options(
             text = f"turns off: {text}" if field.default else text
             parser.add_argument(*flags, dest=field.name, action=action, default=default, help=text)
             continue
-        shown = (
-            "" if suppress or getattr(base, field.name) is None else f" (default {_shown(getattr(base, field.name))})"
-        )
+        value = getattr(base, field.name)
+        shown = "" if suppress or value is None else f" (default {_shown(value)})"
         parser.add_argument(
             *flags,
             dest=field.name,

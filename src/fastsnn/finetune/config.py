@@ -24,6 +24,7 @@ class FinetuneConfig(Options):
         "(kept on held-out data, it lowered test agreement by 0.09-0.22 pp in benchmarks/fidelity.py)",
     )
     calibration_rounds: int = option(3, "measure-and-shift rounds of the calibration per layer", low=1)
+    calibration_batches: int = option(4, "training batches on which calibration measures each layer's error", low=1)
     end_to_end_steps: int = option(
         0,
         "steps of end-to-end distillation through all T steps at the end (0: none; in benchmarks/fidelity.py "

@@ -38,7 +38,6 @@ from .layerwise import train_layer
 from .reach import cycle, feeding_parameters
 
 END_TO_END = "(end to end)"  # the ``layer`` of the end-to-end phase's report
-CALIBRATION_BATCHES = 4  # training batches on which calibration measures each layer's mean error
 CHECKS = 5  # held-out evaluations during the end-to-end phase (the best weights are kept)
 
 
@@ -97,7 +96,7 @@ def finetune(
     tuned = copy.deepcopy(snn).eval().requires_grad_(False)
     batches = cycle(loader, device_of(tuned))
     probe = next(batches)
-    extra = CALIBRATION_BATCHES - 1 if config.calibrate else 0
+    extra = config.calibration_batches - 1 if config.calibrate else 0
     calibration_images = [probe, *(next(batches) for _ in range(extra))]
     tuned.plan(probe).chunk_size(len(probe), gradients=True)  # refuses a batch that cannot fit with gradients
     with eval_mode(qann):
