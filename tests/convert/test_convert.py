@@ -6,7 +6,7 @@ from torch import nn
 
 from fastsnn import IFNeuron, QuantReLU, SpikingNetwork, convert, quantize
 from fastsnn.analysis import conversion_errors, recorded_outputs
-from fastsnn.errors import ConversionError
+from fastsnn.errors import ConversionError, OptionError
 from helpers import dyadic, loader_of, random_dyadic_network, random_qann
 
 
@@ -97,8 +97,10 @@ def test_refuses_what_it_cannot_convert():
     with pytest.raises(ConversionError, match="mix bit widths"):
         convert(nn.Sequential(QuantReLU(2), QuantReLU(3)))
     assert convert(nn.Sequential(QuantReLU(2), QuantReLU(3)), T=7).T == 7
-    with pytest.raises(ConversionError, match="T must be"):
+    with pytest.raises(OptionError, match="T must be"):  # a value out of range, as anywhere in the library
         convert(nn.Sequential(QuantReLU(2)), T=0)
+    with pytest.raises(OptionError, match="signed must be True or False"):
+        convert(nn.Sequential(QuantReLU(2)), signed=1)
 
 
 def test_a_non_positive_clip_is_named_by_path():

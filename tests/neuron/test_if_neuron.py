@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from fastsnn import IFNeuron, QuantReLU, SpikingNetwork
-from fastsnn.errors import ConversionError
+from fastsnn.errors import ConversionError, OptionError
 from fastsnn.neuron import configured, if_scan, if_scan_surrogate, over_time
 
 
@@ -27,7 +27,7 @@ def test_forward_folds_time_into_batch():
 
 
 def test_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="T must be"):
+    with pytest.raises(OptionError, match="T must be"):
         IFNeuron(1.0, 0)
     with pytest.raises(ValueError, match="threshold"):
         IFNeuron(-1.0, 3)

@@ -59,11 +59,7 @@ def convert(
         T = levels(bit_widths.pop())
     if not isinstance(signed, bool):
         raise OptionError("signed", f"must be True or False, got {signed!r}")
-
-    try:
-        check_time_steps(T)
-    except ValueError as error:
-        raise ConversionError(f"cannot convert: {error}") from None
+    check_time_steps(T)
     body = copy.deepcopy(qann)
     swap_modules_(body, lambda path, module: _spiking(mapping, path, module, T, signed))
     return SpikingNetwork(body).eval()

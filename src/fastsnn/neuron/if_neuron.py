@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..errors import OptionError
 from ..quant.activation import QuantReLU
 from .dynamics import if_scan
 from .surrogate import if_scan_surrogate
@@ -17,9 +18,9 @@ SETTINGS = ("surrogate", "constant_current")  # what an IFNeuron lets change bet
 
 
 def check_time_steps(T) -> int:
-    """``T`` if it is a positive integer, else ValueError: the one check of T in the library."""
+    """``T`` if it is a positive integer, else OptionError: the one check of T in the library."""
     if not isinstance(T, int) or isinstance(T, bool) or T < 1:
-        raise ValueError(f"T must be a positive integer, got {T!r}")
+        raise OptionError("T", f"must be a positive integer, got {T!r}")
     return T
 
 
