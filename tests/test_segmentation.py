@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
     root = write_tiny_fashion_mnist(tmp / "data", train=128, test=64)
     out = tmp / "run"
     argv = ["train", "--model", "deeplab_vgg9", "--width", "0.125", "--data-root", str(root), *SCENES]
-    argv += ["--bits", "2", "--no-progressive", "--float-epochs", "1", "--epochs", "1", "--batch-size", "16"]
+    argv += ["--bits", "2", "--no-progressive", "--float-epochs", "4", "--epochs", "2", "--batch-size", "16"]
     assert main([*argv, "--out", str(out), "--quiet"]) == 0
     return root, out
 
@@ -90,6 +90,7 @@ def test_evaluate_reports_miou_pixel_agreement_baselines_and_pictures(trained, t
         else:  # over all pixels
             agreement = int((predicted == qann_predicted).sum()) / predicted.numel()
             assert entry["agreement"] == pytest.approx(agreement, abs=1e-12), name
+    assert row(results, "SNN unsigned", 3)["agreement"] < 1, "an SNN that differs from its QANN, or this tests nothing"
     drawn = sorted(pictures.glob("*.png"))
     assert len(drawn) == 8 and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in drawn)
 
@@ -101,7 +102,9 @@ def test_finetune_runs_unchanged_on_a_segmentation_snn(trained, tmp_path, capsys
     assert main([*argv, "--steps", "2", "--held-out", "16", "--limit", "32", "--batch-size", "8", "--quiet"]) == 0
     layers = load_checkpoint(tuned).training["finetune"]["layers"]
     # the reports carry pixel agreement on the held-out images: the untuned SNN's first, the saved SNN's last
+    # (trained long enough for the SNN to differ from its QANN on some pixels, so that this can fail)
     untuned_agreement, tuned_agreement = held_out_agreements(out / "q2.safetensors", tuned, root, held_out=16)
+    assert untuned_agreement < 1, "the fixture's SNN must disagree with its QANN somewhere for this to test anything"
     assert layers and layers[0]["agreement_before"] == pytest.approx(untuned_agreement, abs=1e-12)
     kept = [r for r in layers if r["kept"]]
     assert tuned_agreement == pytest.approx(kept[-1]["agreement_after"] if kept else untuned_agreement, abs=1e-12)
