@@ -14,6 +14,7 @@ A new option is one field.
 """
 
 import dataclasses
+import functools
 import math
 import numbers
 import types
@@ -62,7 +63,7 @@ class FieldKind:
 
 def field_kind(owner: type, field: dataclasses.Field) -> FieldKind:
     """The :class:`FieldKind` of ``field`` of config class ``owner``, from its type annotation."""
-    annotation = typing.get_type_hints(owner)[field.name]
+    annotation = _annotations(owner)[field.name]
     optional, sequence = False, False
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         arguments = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -73,6 +74,13 @@ def field_kind(owner: type, field: dataclasses.Field) -> FieldKind:
         choices = typing.get_args(annotation)
         return FieldKind(type(choices[0]), optional, sequence, choices)
     return FieldKind(annotation, optional, sequence)
+
+
+@functools.cache
+def _annotations(owner: type) -> dict:
+    """The resolved type annotations of config class ``owner``, read once per class (not once per field
+    of every config built)."""
+    return typing.get_type_hints(owner)
 
 
 class Options:
