@@ -37,6 +37,11 @@ def loader_of(images: torch.Tensor, batch_size: int = 32, shuffle: bool = False)
     )
 
 
+def labelled(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 32, shuffle: bool = False) -> DataLoader:
+    """Batches ``(images, labels)``."""
+    return DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=shuffle)
+
+
 def write_idx(path: Path, array: np.ndarray, *, gz: bool, magic: int | None = None) -> Path:
     """Write uint8 ``array`` as an IDX file (gzip'd if ``gz``); ``magic`` overrides the real one."""
     array = np.asarray(array, dtype=np.uint8)

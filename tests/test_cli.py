@@ -109,7 +109,8 @@ def test_the_checkpoints_form_a_pipe_train_convert_finetune_evaluate(trained, tm
     assert (settings["calibrate"], settings["end_to_end_steps"], settings["criterion"]) == (True, 2, "mse")
     assert settings["split"] == {"held_out": 64, "seed": 0} and settings["data"]["dataset"] == "fashion-mnist"
     assert {"layer-wise", "calibration", "end-to-end"} <= {layer["correction"] for layer in layers}
-    assert all(layer["agreement_before"] is None for layer in layers), "criterion mse: no agreement measured"
+    assert all(layer["criterion_before"] == -layer["output_error_before"] for layer in layers), "criterion mse"
+    assert all(layer["agreement_before"] is not None for layer in layers), "agreement: the diagnostic beside it"
     reference = checkpoint.build_reference()
     for name, tensor in load_checkpoint(qann).build_model().state_dict().items():
         assert torch.equal(reference.state_dict()[name], tensor), f"the tuned SNN carries its QANN's {name}"
@@ -132,7 +133,7 @@ def test_evaluate_and_analyze_compare_any_checkpoints_with_baselines(trained, tm
     root, out = trained
     qann, tuned = out / "q2.safetensors", tmp_path / "tuned.safetensors"
     argv = ["finetune", str(qann), "--out", str(tuned), "--data-root", str(root), "--held-out", "64", "--steps", "1"]
-    assert main([*argv, "--objective", "bptt", "--quiet"]) == 0
+    assert main([*argv, "--objective", "bptt", "--end-to-end-steps", "2", "--quiet"]) == 0
 
     report = tmp_path / "results.json"
     code = main(

@@ -9,9 +9,10 @@ from fastsnn import QuantReLU, convert, quantize
 from fastsnn.analysis import conversion_errors, recorded_outputs
 from fastsnn.errors import FastSNNError, OptionError
 from fastsnn.finetune import finetune
+from fastsnn.finetune.keep_rule import sign_test_p
 from fastsnn.models import create_model
-from fastsnn.tasks import Classification, Segmentation
-from helpers import loader_of, random_qann
+from fastsnn.tasks import Segmentation
+from helpers import labelled, loader_of, random_qann
 
 
 def parameters_of(module):
@@ -24,37 +25,42 @@ def finetune_with_reports(snn, qann, loader, **options):
     return finetune(snn, qann, loader, on_layer=reports.append, **options), reports
 
 
-def better(after: dict, before: dict, criterion: str) -> bool:
-    """The held-out criterion: agreement first (ties: output MSE), or the output MSE alone."""
-    if criterion == "agreement" and after["agreement"] != before["agreement"]:
-        return after["agreement"] > before["agreement"]
-    return after["mse"] < before["mse"]
-
-
-def held_out_score(snn, qann, loader) -> dict:
-    errors = conversion_errors(qann, {"snn": snn}, loader, task=Classification())
-    return {"agreement": errors.agreement["snn"], "mse": errors.output["snn"]}
+def held_out_score(snn, qann, loader, criterion: str) -> torch.Tensor:
+    """Independent oracle: each held-out image's score: 1/0 for a correct class (task: the label; agreement:
+    the QANN's class), or minus its outputs' mean squared difference to the QANN's."""
+    scores = []
+    with torch.no_grad():
+        for images, labels in loader:
+            output, reference = snn(images), qann(images)
+            if criterion == "mse":
+                scores.append(-(output - reference).pow(2).flatten(1).mean(1).double())
+            else:
+                truth = labels if criterion == "task" else reference.argmax(1)
+                scores.append((output.argmax(1) == truth).double())
+    return torch.cat(scores)
 
 
 @pytest.mark.parametrize(
-    "name, seed, signed, objective, criterion",
+    "name, seed, signed, objective, criterion, significance",
     [
-        ("vgg11", 0, False, "ste", "agreement"),
-        ("vgg11", 1, True, "bptt", "mse"),
-        ("resnet20", 3, True, "ste", "agreement"),
+        ("vgg11", 0, False, "ste", "agreement", 1.0),
+        ("vgg11", 1, True, "bptt", "mse", 0.05),
+        ("resnet20", 3, True, "ste", "task", 1.0),
     ],
 )
-def test_every_correction_is_kept_only_if_the_held_out_criterion_improves(name, seed, signed, objective, criterion):
+def test_every_correction_is_kept_only_if_the_held_out_criterion_improves(
+    name, seed, signed, objective, criterion, significance
+):
     qann = random_qann(name, seed)
     snn = convert(qann, signed=signed)
     original = parameters_of(snn.body)
     buffers = {n: b.clone() for n, b in snn.named_buffers()}
-    held_out = loader_of(torch.randn(64, 1, 12, 12), 32)
-    before = held_out_score(snn, qann, held_out)
+    held_out = labelled(torch.randn(64, 1, 12, 12), torch.randint(0, 10, (64,)), 32)
+    before = held_out_score(snn, qann, held_out, criterion)
     tuned, reports = finetune_with_reports(
         snn,
         qann,
-        loader_of(torch.randn(128, 1, 12, 12), 16, shuffle=True),
+        labelled(torch.randn(128, 1, 12, 12), torch.randint(0, 10, (128,)), 16, shuffle=True),
         held_out=held_out,
         objective=objective,
         steps_per_layer=4,
@@ -63,19 +69,20 @@ def test_every_correction_is_kept_only_if_the_held_out_criterion_improves(name, 
         end_to_end_steps=4,
         end_to_end_lr=1e-2,
         criterion=criterion,
+        significance=significance,
         progress=False,
     )
-    after = held_out_score(tuned, qann, held_out)
-    assert after == before or better(after, before, criterion)
+    after = held_out_score(tuned, qann, held_out, criterion)
     assert {r.correction for r in reports} == {"layer-wise", "calibration", "end-to-end"}
-    score = before
+    figure = before.mean().item()
     for report in reports:  # each correction is judged against the state the previous ones left
-        assert report.output_error_before == score["mse"]
-        assert report.agreement_before == (score["agreement"] if criterion == "agreement" else None)
-        new = {"agreement": report.agreement_after, "mse": report.output_error_after}
-        assert report.kept == better(new, score, criterion), report
-        score = new if report.kept else score
-    assert after["mse"] == score["mse"]
+        assert report.criterion_before == pytest.approx(figure, rel=1e-5, abs=1e-9)
+        assert report.p_value == sign_test_p(report.wins, report.losses)
+        improved = report.criterion_after > report.criterion_before
+        assert report.kept == (improved and report.p_value <= significance), report
+        figure = report.criterion_after if report.kept else figure
+    assert after.mean().item() == pytest.approx(figure, rel=1e-5, abs=1e-9)
+    assert after.mean() >= before.mean(), "the held-out figure never falls"
     assert all(
         len(r.parameters) == 1 and r.parameters[0].endswith("bias") for r in reports if r.correction == "calibration"
     )
@@ -105,9 +112,10 @@ def test_each_layer_tunes_exactly_the_parameters_feeding_it():
         loader_of(torch.randn(32, 1, 12, 12), 16),
         held_out=loader_of(torch.randn(16, 1, 12, 12), 16),
         steps_per_layer=1,
+        end_to_end_steps=0,
         progress=False,
     )
-    assert {r.correction for r in reports} == {"layer-wise"}, "by default: no calibration, no end-to-end phase"
+    assert {r.correction for r in reports} == {"layer-wise"}, "no calibration by default"
     by_layer = {r.layer: set(r.parameters) for r in reports}
     assert "stem.2" not in by_layer, "the first spiking layer sees the analog input and is exact"
     block = "stages.1.0."
@@ -163,6 +171,7 @@ def test_tuning_absorbs_a_systematic_sequential_error():
             steps_per_layer=150,
             lr=1e-2,
             criterion="mse",
+            end_to_end_steps=0,
             progress=False,
         )
         after = conversion_errors(qann, {"snn": tuned}, held_out)
@@ -186,6 +195,9 @@ def test_finetune_returns_the_tuned_network_and_validates_its_options():
         ("lr", 0),
         ("end_to_end_lr", -1e-3),
         ("criterion", "accuracy"),
+        ("significance", 0),
+        ("significance", 1.5),
+        ("end_to_end_loss", "kl"),
     ):
         with pytest.raises(FastSNNError, match=option):
             finetune(snn, qann, data, held_out=data, **{option: value})
@@ -204,9 +216,9 @@ def test_without_a_task_only_classifier_outputs_are_judged_by_agreement():
         finetune(snn, qann, data, held_out=data, steps_per_layer=1, progress=False)
     reports = []
     finetune(snn, qann, data, held_out=data, steps_per_layer=1, progress=False, task=Segmentation(3),
-             on_layer=reports.append)  # fmt: skip
+             criterion="agreement", end_to_end_steps=0, on_layer=reports.append)  # fmt: skip
     assert reports and all(r.agreement_before is not None for r in reports), "pixel agreement with the task"
-    finetune(snn, qann, data, held_out=data, steps_per_layer=1, progress=False, criterion="mse")
+    finetune(snn, qann, data, held_out=data, steps_per_layer=1, progress=False, criterion="mse", end_to_end_loss="qann")
 
 
 def test_the_callers_models_keep_their_mode_and_device():

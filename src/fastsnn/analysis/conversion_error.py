@@ -13,7 +13,7 @@ Beside the layers, the mean squared difference between each SNN's and the QANN's
 """
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -56,6 +56,7 @@ def conversion_errors(
     *,
     float_model: nn.Module | None = None,
     task: Task | None = None,
+    on_batch: Callable[[str, torch.Tensor, torch.Tensor, object], None] | None = None,
 ) -> ConversionErrors:
     """Measure the per-layer error of each SNN in ``snns`` (e.g. ``{"unsigned": ..., "signed": ...}``)
     against ``qann`` over ``loader`` (batches of ``(images [B, C, H, W], labels)``).
@@ -63,6 +64,8 @@ def conversion_errors(
     All SNNs must come from ``qann`` (same neuron paths). Each model runs on its own device, in eval
     mode during the call (its flags are restored on exit); SNN batches too large for free memory run
     in chunks. With ``task`` the agreement of each SNN's predictions with the QANN's is measured too.
+    ``on_batch(variant, output, reference, targets)`` sees each SNN's outputs, the QANN's and the batch's
+    targets (on the CPU), e.g. to score the predictions image by image.
     """
     if not snns:
         raise FastSNNError("conversion_errors needs at least one SNN variant")
@@ -88,7 +91,7 @@ def conversion_errors(
     agreements = {name: task.agreement_meter() for name in snns} if task is not None else None
     samples, order = 0, None
     with eval_mode(qann, *snns.values(), *([float_model] if float_model is not None else [])):
-        for images, *_ in loader:
+        for images, *labels in loader:
             with recorded_outputs(qann_modules) as targets:
                 reference = qann(images.to(device_of(qann))).cpu()
             if not isinstance(reference, torch.Tensor):
@@ -104,6 +107,8 @@ def conversion_errors(
                 output_totals[name] += (output - reference).pow(2).sum().item()
                 if agreements is not None:
                     agreements[name].update(task.decode(output), task.decode(reference))
+                if on_batch is not None:
+                    on_batch(name, output, reference, labels[0] if labels else None)
             if float_modules is not None:
                 with recorded_outputs(float_modules) as activations:
                     float_model(images.to(device_of(float_model)))

@@ -1,6 +1,7 @@
-"""Fine-tuning of converted SNNs against their QANN: layer-wise training, bias calibration, end-to-end distillation."""
+"""Fine-tuning of converted SNNs against their QANN: layer-wise training, bias calibration, end-to-end training."""
 
-from .config import Criterion, FinetuneConfig
-from .pipeline import END_TO_END, LayerReport, finetune
+from .config import Criterion, EndToEndLoss, FinetuneConfig
+from .judge import LayerReport
+from .pipeline import END_TO_END, finetune
 
-__all__ = ["END_TO_END", "Criterion", "FinetuneConfig", "LayerReport", "finetune"]
+__all__ = ["END_TO_END", "Criterion", "EndToEndLoss", "FinetuneConfig", "LayerReport", "finetune"]

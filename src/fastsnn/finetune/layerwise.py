@@ -26,7 +26,7 @@ def train_layer(
     qann: nn.Module,
     layer: str,
     parameters: dict[str, nn.Parameter],
-    batches: Iterator[torch.Tensor],
+    batches: Iterator[tuple[torch.Tensor, object]],
     *,
     objective: Surrogate,
     steps: int,
@@ -41,7 +41,7 @@ def train_layer(
     optimizer = torch.optim.Adam(parameters.values(), lr=lr)
     with surrogates([neuron], objective), trainable(parameters.values()):
         for _ in range(steps):
-            images = next(batches)
+            images, _ = next(batches)
             with torch.no_grad():
                 _, target = run_to(qann, target_module, images.to(device_of(qann)))
             _, output = run_to(snn, neuron, images)

@@ -72,16 +72,18 @@ def trainable(parameters: Iterable[nn.Parameter]) -> Iterator[None]:
             parameter.grad = None
 
 
-def cycle(loader: Iterable, device: torch.device) -> Iterator[torch.Tensor]:
-    """Endless stream of image batches on ``device`` from ``loader`` (``(images, labels)``), epoch after epoch.
+def cycle(loader: Iterable, device: torch.device) -> Iterator[tuple[torch.Tensor, object]]:
+    """Endless stream of ``(images, targets)`` batches on ``device`` from ``loader``, epoch after epoch
+    (targets that are not tensors, or absent, pass as they are, or as None).
 
     Not itertools.cycle, which would keep every batch in memory instead of re-iterating the loader.
     """
     while True:
         empty = True
-        for images, *_ in loader:
+        for images, *targets in loader:
             empty = False
-            yield images.to(device)
+            target = targets[0] if targets else None
+            yield images.to(device), target.to(device) if isinstance(target, torch.Tensor) else target
         if empty:
             raise FastSNNError("fine-tuning got an empty loader")
 

@@ -1,5 +1,5 @@
-"""What a task provides: model options from the training set, a loss, a decoding of outputs into
-predictions, metric and agreement meters."""
+"""What a task provides: model options from the training set, a loss, a distillation loss, a decoding of
+outputs into predictions, metric and agreement meters."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ class Task(Protocol):
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Training loss of a network output against its target (a scalar)."""
+        ...
+
+    def distillation_loss(self, output: torch.Tensor, teacher_output: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Knowledge distillation loss of a network output against a teacher's output of the same shape (a
+        scalar, on the scale of :meth:`loss`; 0 where they are equal; no gradient reaches ``teacher_output``);
+        ``temperature`` > 0 softens the class probabilities compared."""
         ...
 
     def decode(self, output: torch.Tensor) -> torch.Tensor:

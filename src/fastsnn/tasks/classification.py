@@ -1,4 +1,5 @@
-"""Image classification: cross-entropy, argmax over classes, top-1 accuracy; agreement per image."""
+"""Image classification: cross-entropy, Hinton's knowledge distillation, argmax over classes, top-1 accuracy;
+agreement per image."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ class Classification:
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output, target)
 
+    def distillation_loss(self, output: torch.Tensor, teacher_output: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Hinton's KD of logits ``[B, num_classes]``: :func:`soft_divergence` averaged over the batch."""
+        return soft_divergence(output, teacher_output, temperature).mean()
+
     def decode(self, output: torch.Tensor) -> torch.Tensor:
         """``[B, num_classes]`` -> predicted classes ``[B]``."""
         return output.argmax(1)
@@ -39,6 +44,15 @@ class Classification:
 
     def agreement_meter(self) -> MatchRate:
         return MatchRate("agreement")
+
+
+def soft_divergence(output: torch.Tensor, teacher_output: torch.Tensor, temperature: float) -> torch.Tensor:
+    """τ² · KL(softmax(teacher / τ) || softmax(output / τ)) over the class dimension 1 (Hinton et al., 2015):
+    ``[B, C, ...]`` logits -> ``[B, ...]``. The τ² keeps its gradient on the scale of the cross-entropy's;
+    the teacher's output is detached."""
+    student = F.log_softmax(output / temperature, dim=1)
+    teacher = F.log_softmax(teacher_output.detach() / temperature, dim=1)
+    return F.kl_div(student, teacher, log_target=True, reduction="none").sum(1) * temperature**2
 
 
 class MatchRate:

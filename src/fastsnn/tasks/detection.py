@@ -1,4 +1,4 @@
-"""Object detection with YOLOv2 heads: loss, decoding with NMS, mAP, and box agreement.
+"""Object detection with YOLOv2 heads: loss, distillation loss, decoding with NMS, mAP, and box agreement.
 
 The network's output (for an SNN: its average over T, the analog readout) is decoded outside the network:
 boxes from :mod:`.yolo_coding`, score = objectness x best class probability, candidates above
@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from ..errors import DataError
 from .anchors import VOC_ANCHORS, box_sizes, kmeans_anchors
 from .boxes import MAX_OBJECTS, PADDING, objects_of
+from .classification import soft_divergence
 from .yolo_coding import assign, decode_boxes, paired_iou, split_output
 
 if TYPE_CHECKING:
@@ -94,14 +95,30 @@ class Detection:
             overlap = paired_iou(predicted, assignment.boxes)
         box_area = (assignment.boxes[:, 2:] - assignment.boxes[:, :2]).prod(-1)
         box_weight = 2 - box_area / (height * width * self.stride**2)
-        fitted = torch.cat((torch.sigmoid(positive[:, :2]), positive[:, 2:4]), dim=1)
         loss = (
             OBJECT_SCALE * (objectness[assignment.positive] - overlap).pow(2).sum()
             + NO_OBJECT_SCALE * objectness[negative].pow(2).sum()
-            + COORD_SCALE * (box_weight * (fitted - assignment.offsets).pow(2).sum(1)).sum()
+            + COORD_SCALE * (box_weight * (_offsets(positive) - assignment.offsets).pow(2).sum(1)).sum()
             + CLASS_SCALE * F.cross_entropy(positive[:, 5:], assignment.labels, reduction="sum")
         )
         return loss / batch
+
+    def distillation_loss(self, output: torch.Tensor, teacher_output: torch.Tensor, temperature: float) -> torch.Tensor:
+        """KD of a YOLOv2 output ``[B, A*(5+C), h, w]`` from a teacher's, on the scale of :meth:`loss` (summed
+        over the B·A·h·w predictions, averaged over images): squared error of the objectness ``σ(to)`` to the
+        teacher's; and, weighted by the teacher's objectness (so the boxes and classes of what it sees as
+        objects count, not those of the background), the squared error of ``(σ(tx), σ(ty), tw, th)`` to the
+        teacher's and the KD of the class logits (:func:`.classification.soft_divergence`, at ``temperature``)."""
+        raw = split_output(output, len(self.anchors), self.num_classes)
+        teacher = split_output(teacher_output.detach(), len(self.anchors), self.num_classes)
+        teacher_objectness = torch.sigmoid(teacher[..., 4])
+        classes = soft_divergence(raw[..., 5:].movedim(-1, 1), teacher[..., 5:].movedim(-1, 1), temperature)
+        loss = (
+            (torch.sigmoid(raw[..., 4]) - teacher_objectness).pow(2).sum()
+            + (teacher_objectness * (_offsets(raw) - _offsets(teacher)).pow(2).sum(-1)).sum()
+            + (teacher_objectness * classes).sum()
+        )
+        return loss / raw.shape[0]
 
     @torch.no_grad()
     def decode(self, output: torch.Tensor) -> torch.Tensor:
@@ -130,6 +147,11 @@ class Detection:
 
     def agreement_meter(self) -> BoxAgreement:
         return BoxAgreement()
+
+
+def _offsets(raw: torch.Tensor) -> torch.Tensor:
+    """The fitted box offsets ``(σ(tx), σ(ty), tw, th)`` of predictions ``[..., 5+C]`` -> ``[..., 4]``."""
+    return torch.cat((torch.sigmoid(raw[..., :2]), raw[..., 2:4]), dim=-1)
 
 
 def detections_of(detections: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Semantic segmentation: cross-entropy with ignored pixels, argmax per pixel, mIoU and pixel accuracy.
+"""Semantic segmentation: cross-entropy with ignored pixels, knowledge distillation per pixel, argmax per pixel,
+mIoU and pixel accuracy.
 
 mIoU is VOC-style: one confusion matrix accumulated over the whole test set, then the mean over
 classes of TP / (TP + FP + FN) (``torchmetrics``' ``MulticlassJaccardIndex(average="macro")``),
@@ -14,7 +15,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from .classification import MatchRate
+from .classification import MatchRate, soft_divergence
 
 if TYPE_CHECKING:
     from fastsnn.data import DatasetInfo
@@ -39,6 +40,11 @@ class Segmentation:
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output, target, ignore_index=IGNORE_INDEX)
+
+    def distillation_loss(self, output: torch.Tensor, teacher_output: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Hinton's KD per pixel of scores ``[B, num_classes, H, W]``: :func:`.classification.soft_divergence`
+        averaged over the B·H·W pixels (ignored pixels included: the teacher has an answer for every pixel)."""
+        return soft_divergence(output, teacher_output, temperature).mean()
 
     def decode(self, output: torch.Tensor) -> torch.Tensor:
         """``[B, num_classes, H, W]`` -> predicted classes ``[B, H, W]``."""

@@ -23,7 +23,7 @@ class Demo:
     """The settings of one task's demo: TrainConfig fields (the rest are TrainConfig's defaults) and fine-tuning."""
 
     training: dict
-    finetune_steps: int
+    finetune: FinetuneConfig
     held_out: int
     eval_batch: int  # test images per simulated batch: T·B images go through each layer at once
 
@@ -43,10 +43,16 @@ class DemoConfig(Options):
         "classification: VGG-11 on MNIST; segmentation: DeepLab-VGG9 on Fashion-MNIST scenes; detection: "
         "Tiny-YOLOv2 on Fashion-MNIST scenes (training options default to the task's settings)",
     )
-    finetune_steps: int | None = option(None, "fine-tuning steps per spiking layer (default: the task's)", low=1)
+    finetune_steps: int | None = option(None, "fine-tuning steps per spiking layer (default: the task's)", low=0)
+    end_to_end_steps: int | None = option(None, "end-to-end fine-tuning steps (default: the task's)", low=0)
     held_out: int | None = option(
         None, "last N training images that decide keep/revert (default: the task's)", low=1, metavar="N"
     )
+
+    def finetuning(self, default: FinetuneConfig) -> FinetuneConfig:
+        """The task's fine-tuning settings with the step counts given here."""
+        steps = {"steps_per_layer": self.finetune_steps, "end_to_end_steps": self.end_to_end_steps}
+        return dataclasses.replace(default, **{name: value for name, value in steps.items() if value is not None})
 
 
 # Sized for 2 CPU cores: classification ~11 min, segmentation and detection <= 15 min from a fresh venv.
@@ -54,21 +60,21 @@ DEMOS: dict[str, Demo] = {
     "classification": Demo(
         {"model": "vgg11", "dataset": "mnist", "bits": 2, "float_epochs": 3, "epochs": 1, "final_epochs": 3,
          "out_dir": "runs/demo"},
-        finetune_steps=100,
+        FinetuneConfig(),
         held_out=1000,
         eval_batch=500,
     ),
     "segmentation": Demo(
         {"model": "deeplab_vgg9", "dataset": "fashion-scenes", "bits": 2, "width": 0.25, "float_epochs": 2,
          "epochs": 1, "final_epochs": 1, "batch_size": 32, "test_limit": 500, "out_dir": "runs/demo-segmentation"},
-        finetune_steps=30,
+        FinetuneConfig(steps_per_layer=30, end_to_end_steps=50),
         held_out=250,
         eval_batch=25,
     ),
     "detection": Demo(
         {"model": "tiny_yolov2", "dataset": "fashion-scenes-det", "bits": 2, "width": 0.25, "float_epochs": 8,
          "epochs": 1, "final_epochs": 1, "batch_size": 32, "test_limit": 500, "out_dir": "runs/demo-detection"},
-        finetune_steps=100,
+        FinetuneConfig(end_to_end_steps=50),
         held_out=500,
         eval_batch=25,
     ),
@@ -92,7 +98,7 @@ def run_demo(training: TrainConfig, demo: DemoConfig = DemoConfig(), *, json: st
     reports = finetune_checkpoint(
         final,
         tuned,
-        config=FinetuneConfig(steps_per_layer=demo.finetune_steps or settings.finetune_steps),
+        config=demo.finetuning(settings.finetune),
         data=dataclasses.replace(FINETUNE_DATA, data_root=training.data_root),
         split=TuningSplit(held_out=demo.held_out or settings.held_out),
         progress=training.progress,

@@ -59,22 +59,39 @@ def finetune_checkpoint(
 
 
 def format_reports(reports: list[LayerReport]) -> str:
-    """One line per correction: layer error, output error and agreement before → after, kept or reverted."""
-    rows = [("layer", "correction", "params", "layer |Δ|/θ", "output MSE", "agreement %", "")]
-    for r in reports:
-        layer = "–" if r.layer_error_before is None else f"{r.layer_error_before:.4f} → {r.layer_error_after:.4f}"
-        agreement = (
-            "–" if r.agreement_before is None else f"{100 * r.agreement_before:.2f} → {100 * r.agreement_after:.2f}"
+    """One line per correction: held-out figure judged, the images it improved / worsened and their sign
+    test, layer error, output error and agreement before → after, kept or reverted."""
+    rows = [
+        (
+            "layer",
+            "correction",
+            "params",
+            "criterion",
+            "images +/−",
+            "p",
+            "layer |Δ|/θ",
+            "output MSE",
+            "agreement %",
+            "",
         )
+    ]
+    for r in reports:
         rows.append(
             (
                 r.layer,
                 r.correction,
                 str(len(r.parameters)),
-                layer,
-                f"{r.output_error_before:.4g} → {r.output_error_after:.4g}",
-                agreement,
+                f"{r.criterion_before:.4g} → {r.criterion_after:.4g}",
+                f"+{r.wins}/−{r.losses}",
+                f"{r.p_value:.3g}",
+                _change(r.layer_error_before, r.layer_error_after, "{:.4f}"),
+                _change(r.output_error_before, r.output_error_after, "{:.4g}"),
+                _change(r.agreement_before, r.agreement_after, "{:.2%}"),
                 "kept" if r.kept else "reverted",
             )
         )
     return format_table(rows)
+
+
+def _change(before: float | None, after: float | None, style: str) -> str:
+    return "–" if before is None else f"{style.format(before)} → {style.format(after)}".replace("%", "")

@@ -1,5 +1,8 @@
 """Training of float and quantized ANNs, with the progressive bit-width schedule float → 4 → 3 → 2.
 
+Every quantized stage also distills from the frozen float network (this run's trained float stage, or checkpoint
+``teacher``): loss ``(1 - distill) · task loss + distill ·`` :meth:`fastsnn.tasks.Task.distillation_loss`.
+
 Single process, or DDP when started by ``torchrun`` (see :mod:`fastsnn.workflows.distributed`). Every epoch
 ends, and every ``checkpoint_every`` steps / ``checkpoint_seconds`` within an epoch, with an atomic
 safetensors checkpoint holding the model, optimizer, scheduler, RNG state and the position in the
@@ -8,6 +11,7 @@ ends with the same weights, to the last bit, as an uninterrupted run. Ctrl-C fin
 step, saves, and raises :class:`TrainingInterrupted`.
 """
 
+import copy
 import dataclasses
 import math
 import time
@@ -31,7 +35,8 @@ from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from .interrupt import stop_requests
 from .model_spec import ModelSpec
 from .sources import calibration_batches, first
-from .validation import check_folder, check_writable
+from .teacher import frozen, load_teacher
+from .validation import check_folder, check_readable_file, check_writable
 
 CALIBRATION_BATCHES = 8  # batches of training images used to set the first quantized stage's clips
 
@@ -75,6 +80,12 @@ class TrainConfig(Options):
         99.9, "the first quantized stage's clips: this percentile of the float ReLU outputs", low=0, high=100,
         low_open=True,
     )  # fmt: skip
+    distill: float = option(
+        0.5, "weight w of distillation from the float network in every quantized stage (0: the task loss only)",
+        low=0, high=1,
+    )  # fmt: skip
+    temperature: float = option(4.0, "distillation temperature", low=0, low_open=True)
+    teacher: str | None = option(None, "float checkpoint to distill from (default: this run's float stage)")
     seed: int = option(0, "random seed", low=0, high=2**32 - 1)
     data_root: str | None = option(None, "data folder (default $FASTSNN_DATA or ~/.cache/fastsnn)")
     out_dir: str = option("runs/train", "folder for the stage checkpoints", flags=("--out",))
@@ -99,9 +110,11 @@ class TrainConfig(Options):
             raise OptionError("stem", f"is not an option of model {self.model}")
 
     def check_paths(self) -> None:
-        """The data folder exists and the output folder can be written (nothing is created)."""
+        """The data folder and the teacher exist and the output folder can be written (nothing is created)."""
         if self.data_root is not None:
             check_folder("data_root", self.data_root)
+        if self.teacher is not None:
+            check_readable_file("teacher", self.teacher)
         check_writable("out_dir", self.out_dir, folder=True)
 
     def stages(self) -> list[int | None]:
@@ -138,8 +151,11 @@ def stage_checkpoint(out_dir: str | Path, bits: int | None) -> Path:
 def train_progressive(config: TrainConfig) -> dict[str, Path]:
     """Train every stage of ``config.stages()``; returns ``{"float": path, "q4": path, ...}`` in stage order.
 
-    A stage whose checkpoint is complete is skipped; an incomplete one is resumed. ``config`` is
-    validated first, so a bad value fails before any data is read or file written.
+    A stage whose checkpoint is complete is skipped; an incomplete one is resumed. ``config`` is validated
+    first, so a bad value fails before any data is read or file written, and a ``teacher`` before training.
+
+    Raises:
+        CheckpointError: ``config.teacher`` is not a float model of this model's task and output shape.
     """
     config.check_paths()
     device = distributed.init_from_environment()
@@ -151,6 +167,9 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
         spec = dataclasses.replace(spec, options={**spec.options, **prepared})
         if config.progress and distributed.rank() == 0:
             tqdm.write(f"{spec.task.name} options from the {config.dataset} training set: {prepared}")
+    trained_float = config.float_epochs > 0 or stage_checkpoint(config.out_dir, None).exists()  # else: teaches noise
+    distilling = config.distill > 0 and config.bits is not None and (trained_float or config.teacher is not None)
+    teacher = load_teacher(config.teacher, spec, train_set) if distilling and config.teacher is not None else None
     paths: dict[str, Path] = {}
     model: nn.Module | None = None
     for index, bits in enumerate(config.stages()):
@@ -172,8 +191,11 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
             lr=config.lr if bits is None else config.quant_lr,
             checkpoint_path=path,
             config=config,
+            teacher=None if bits is None else teacher,
             device=device,
         )
+        if distilling and teacher is None:  # after the float stage: its trained model teaches the others
+            teacher = frozen(copy.deepcopy(model))
         paths[stage_name(bits)] = path
     return paths
 
@@ -188,9 +210,13 @@ def fit(
     lr: float,
     checkpoint_path: Path,
     config: TrainConfig,
+    teacher: nn.Module | None = None,
     device: torch.device | str = "cpu",
 ) -> nn.Module:
     """Train ``model`` for ``epochs`` (SGD, cosine schedule per step), checkpointing each epoch and within it.
+
+    With a frozen ``teacher`` (eval mode, no gradients; moved to ``device``, never wrapped in DDP), the loss is
+    ``(1 - config.distill) · task loss + config.distill · distillation loss`` against its output on the same images.
 
     If ``checkpoint_path`` holds a checkpoint of the same spec, training resumes from it, at the
     step where it stopped (and returns at once when it is complete).
@@ -199,9 +225,9 @@ def fit(
         FastSNNError: the loss became NaN or infinite (nothing is saved: the last checkpoint is the last good state).
         TrainingInterrupted: Ctrl-C; a checkpoint of the current position was saved first.
     """
-    stage = _Stage(
-        model.to(device), spec, epochs, lr, checkpoint_path, config, len(_train_loader(train_set, config, 0))
-    )
+    steps_per_epoch = len(_train_loader(train_set, config, 0))
+    teacher = None if teacher is None else teacher.to(device)
+    stage = _Stage(model.to(device), spec, epochs, lr, checkpoint_path, config, steps_per_epoch, teacher)
     start_epoch, start_step, running = stage.resume(device)
     trained = DistributedDataParallel(stage.model) if distributed.is_distributed() else stage.model
     with stop_requests(enabled=not distributed.is_distributed()) as stop_requested:
@@ -223,15 +249,16 @@ def fit(
 
 
 class _Stage:
-    """One stage's training state: model, optimizer, cosine schedule, history, and its checkpoint file."""
+    """One stage's training state: model, optimizer, cosine schedule, history, its checkpoint file, and the
+    frozen network it distills from (None: the task loss only)."""
 
-    def __init__(self, model, spec, epochs: int, lr: float, path: Path, config: TrainConfig, steps_per_epoch: int):
+    def __init__(self, model, spec, epochs: int, lr: float, path: Path, config: TrainConfig, steps: int, teacher):
         self.model, self.spec, self.epochs, self.path, self.config = model, spec, epochs, path, config
-        self.steps_per_epoch, self.history = steps_per_epoch, []
+        self.steps_per_epoch, self.history, self.teacher = steps, [], teacher
         self.optimizer = torch.optim.SGD(
             model.parameters(), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
         )
-        total_steps = max(1, epochs * steps_per_epoch)
+        total_steps = max(1, epochs * steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
         )
@@ -267,6 +294,18 @@ class _Stage:
                 self.path, self.model, self.spec, optimizer=self.optimizer, save_rng=True, training=training
             )
 
+    def loss(self, trained: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The task loss of ``trained`` on a batch of ``images`` ``[B, ...]``, mixed with the distillation loss
+        against :attr:`teacher`'s output (computed without gradients) when there is a teacher."""
+        task, output = self.spec.task, trained(images)
+        loss = task.loss(output, labels)
+        if self.teacher is None:
+            return loss
+        with torch.no_grad():
+            teacher_output = self.teacher(images)
+        weight = self.config.distill
+        return (1 - weight) * loss + weight * task.distillation_loss(output, teacher_output, self.config.temperature)
+
     def train_epoch(self, trained, train_set, epoch: int, skip: int, running: float, stop_requested, device) -> float:
         """Train epoch ``epoch`` from step ``skip``; returns the running mean of the loss."""
         config, where = self.config, self.where(epoch)
@@ -275,7 +314,7 @@ class _Stage:
         bar = tqdm(loader, desc=where, initial=skip, total=self.steps_per_epoch, disable=quiet, leave=False)
         last_save = time.monotonic()
         for step, (images, labels) in enumerate(bar, start=skip):
-            loss = self.spec.task.loss(trained(images.to(device)), labels.to(device))
+            loss = self.loss(trained, images.to(device), labels.to(device))
             if not torch.isfinite(loss):
                 raise FastSNNError(
                     f"loss became {loss.item()} in {where} step {step + 1}; stopped without saving, so "
