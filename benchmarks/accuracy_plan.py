@@ -37,7 +37,7 @@ class Entry:
     test_limit: int | None
     eval_batch: int
     tuning_batch: int = 64  # fastsnn finetune's default
-    held_out: int = 1000  # fastsnn finetune's default
+    held_out: int = 5000  # fastsnn finetune's default
     time_steps: tuple[int, ...] = (3,)
     all_time_steps: tuple[int, ...] = (3, 7, 15)  # with --all-T
 

@@ -48,15 +48,24 @@ class Variant:
         return cls(FinetuneConfig(**options), batch)
 
 
-# The ablation: each variant adds one thing to the one before. DEFAULT is what `fastsnn finetune` does with
-# its defaults (FinetuneConfig(), batch 64).
+# The ablation: each variant adds one thing to the one before. Measured before the accuracy issue, with the
+# fine-tuning of that time: its options are pinned here (no end-to-end phase unless named, any gain of the figure
+# kept, the end-to-end phase towards the QANN's outputs); that keep rule's tie-break by the output MSE is gone.
+EARLIER = {"end_to_end_steps": 0, "significance": 1.0, "end_to_end_loss": "qann"}
 VARIANTS = {
-    "layer-wise 30×32, MSE": Variant(FinetuneConfig(steps_per_layer=30, criterion="mse"), batch=32),
-    "layer-wise 100×64, MSE": Variant(FinetuneConfig(steps_per_layer=100, criterion="mse"), batch=64),
-    "+ agreement criterion": Variant(FinetuneConfig(steps_per_layer=100, criterion="agreement"), batch=64),
-    "+ agreement criterion, 400×128": Variant(FinetuneConfig(steps_per_layer=400), batch=128),  # ≈ 1 epoch/layer
-    "+ calibration": Variant(FinetuneConfig(steps_per_layer=100, calibrate=True), batch=64),
-    "+ end-to-end": Variant(FinetuneConfig(steps_per_layer=100, calibrate=True, end_to_end_steps=120), batch=64),
+    "layer-wise 30×32, MSE": Variant(FinetuneConfig(**EARLIER, steps_per_layer=30, criterion="mse"), batch=32),
+    "layer-wise 100×64, MSE": Variant(FinetuneConfig(**EARLIER, steps_per_layer=100, criterion="mse"), batch=64),
+    "+ agreement criterion": Variant(FinetuneConfig(**EARLIER, steps_per_layer=100, criterion="agreement"), batch=64),
+    "+ agreement criterion, 400×128": Variant(
+        FinetuneConfig(**EARLIER, steps_per_layer=400, criterion="agreement"), batch=128
+    ),  # ≈ 1 epoch/layer
+    "+ calibration": Variant(FinetuneConfig(**EARLIER, steps_per_layer=100, calibrate=True, criterion="agreement"), 64),
+    "+ end-to-end": Variant(
+        FinetuneConfig(
+            **EARLIER | {"end_to_end_steps": 120}, steps_per_layer=100, calibrate=True, criterion="agreement"
+        ),
+        batch=64,
+    ),
 }
 DEFAULT = "+ agreement criterion"
 ABLATION = tuple(name for name in VARIANTS if name != "+ agreement criterion, 400×128")

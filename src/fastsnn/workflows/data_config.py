@@ -21,5 +21,11 @@ class TuningSplit(Options):
     """How fine-tuning splits the training images: the last ``held_out`` decide keep/revert, the others
     tune, shuffled with ``seed``. The test split is never used."""
 
-    held_out: int = option(1000, "last N training images that decide whether a correction is kept", low=1, metavar="N")
+    held_out: int = option(
+        5000,
+        "last N training images that decide whether a correction is kept (enough for the sign test to see a "
+        "correction that changes a few predictions in a thousand)",
+        low=1,
+        metavar="N",
+    )
     seed: int = option(0, "seed of the tuning batches' order", low=0, high=2**32 - 1)

@@ -61,7 +61,7 @@ DEMOS: dict[str, Demo] = {
         {"model": "vgg11", "dataset": "mnist", "bits": 2, "float_epochs": 3, "epochs": 1, "final_epochs": 3,
          "out_dir": "runs/demo"},
         FinetuneConfig(),
-        held_out=1000,
+        held_out=5000,
         eval_batch=500,
     ),
     "segmentation": Demo(
