@@ -50,7 +50,7 @@ from fastsnn.workflows.evaluate import EvaluateConfig, evaluate_checkpoints
 from fastsnn.workflows.finetune import finetune_checkpoint
 from fastsnn.workflows.sources import default_device
 from fastsnn.workflows.train import TrainConfig, stage_checkpoint, train_progressive
-from harness import ResultsFile, environment, read_results, settings_of, write_json
+from harness import ResultsFile, environment, render, settings_of, write_json
 
 # settings that do not change what is measured (which rows are asked for, where files go)
 NOT_MEASURED = {
@@ -127,12 +127,7 @@ def main() -> None:
             dry_run(plan, args)
             return
         measure(plan, args)
-    results = read_results(args.json)
-    markdown = markdown_table(results)
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(markdown + "\n")
-    print(markdown)
-    render_plots(results, args.plots)
+    render(args.json, args.markdown, args.plots, markdown_table, render_plots)
 
 
 def planned_rows(args) -> list[Planned]:

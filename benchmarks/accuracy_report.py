@@ -123,7 +123,7 @@ def _task_figure(rows: list[dict]) -> Figure:
         axis.set_ylabel(f"{shown[0]['metric']} %")
         axis.set_title(f"{dataset}, {model}", fontsize=9)
         axis.grid(alpha=0.3)
-    axes[-1].legend(fontsize=6, loc="lower right")
+        axis.legend(fontsize=6, loc="best")
     figure.tight_layout()
     return figure
 

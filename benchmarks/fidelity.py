@@ -50,7 +50,7 @@ from fastsnn.workflows.sources import calibration_batches, first, tuning_split
 from fastsnn.workflows.train import TrainConfig, stage_checkpoint, train_progressive
 from fidelity_plan import ABLATION, LONG_VARIANTS, MODELS, PRESETS, RESULTS, VARIANTS, Run, Variant, cartesian
 from fidelity_report import TUNED_PREFIX, headline, markdown_table, render_plots, tuned_label
-from harness import ResultsFile, environment, read_results, settings_of
+from harness import ResultsFile, environment, render, settings_of
 
 # settings that do not change what is measured (where results go, which runs are asked for)
 NOT_MEASURED = {
@@ -96,12 +96,7 @@ def main() -> None:
             dry_run(plan, args)
             return
         measure(plan, args)
-    results = read_results(args.json)
-    markdown = markdown_table(results)
-    args.markdown.parent.mkdir(parents=True, exist_ok=True)
-    args.markdown.write_text(markdown + "\n")
-    print(markdown)
-    render_plots(results, args.plots)
+    render(args.json, args.markdown, args.plots, markdown_table, render_plots)
 
 
 def planned_runs(args) -> list[Run]:

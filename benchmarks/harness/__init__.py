@@ -2,7 +2,7 @@
 the SpikingJelly peer (import, conversion, simulation)."""
 
 from .environment import environment
-from .results import ResultsFile, read_results, settings_of, write_json
+from .results import ResultsFile, read_results, render, settings_of, write_json
 from .spikingjelly_runner import RECIPES, SpikingJelly, find_spikingjelly, require_spikingjelly
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "environment",
     "find_spikingjelly",
     "read_results",
+    "render",
     "require_spikingjelly",
     "settings_of",
     "write_json",

@@ -5,7 +5,7 @@ import argparse
 import contextlib
 import json
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from fastsnn.workflows.atomic import write_json
@@ -27,6 +27,17 @@ def read_results(path: Path) -> dict:
     if not isinstance(results, dict) or not {"settings", "runs"} <= results.keys():
         raise SystemExit(f"{path}: not a benchmark results JSON (no 'settings' and 'runs')")
     return results
+
+
+def render(json_path: Path, markdown: Path, plots: Path, table: Callable[[dict], str], draw: Callable) -> None:
+    """Write the Markdown ``table`` of the results at ``json_path`` to ``markdown`` (and print it), and ``draw``
+    their plots into ``plots``."""
+    results = read_results(json_path)
+    text = table(results)
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    markdown.write_text(text + "\n")
+    print(text)
+    draw(results, plots)
 
 
 def changed_settings(previous: dict, settings: dict, ignored: Collection[str]) -> list[str]:
