@@ -70,9 +70,9 @@ def test_the_score_meter_figure_is_the_mean_of_equal_weight_images(criterion):
         output, reference = torch.randn(16, 5, generator=generator), torch.randn(16, 5, generator=generator)
         meter.update(output, reference, torch.randint(0, 5, (16,), generator=generator))
         outputs.append(output), references.append(reference)
-    result = meter.compute()
+    result = meter.compute((torch.cat(outputs) - torch.cat(references)).pow(2).mean().item())
     assert result.images.shape == (48,)
     assert result.figure == pytest.approx(result.images.mean().item(), rel=1e-6)
     if criterion == "agreement":
         expected = (torch.cat(outputs).argmax(1) == torch.cat(references).argmax(1)).double()
-        assert torch.equal(result.images, expected)
+        assert torch.equal(result.images, expected) and meter.agreement == expected.mean().item()

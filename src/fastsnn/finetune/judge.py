@@ -43,10 +43,12 @@ class LayerReport:
 
 @dataclasses.dataclass(frozen=True)
 class Measurement:
-    """The held-out figures of the network under tuning: its conversion errors and its criterion score."""
+    """The held-out figures of the network under tuning: its conversion errors, its criterion score and its
+    agreement with the QANN's predictions (None without a task)."""
 
     errors: ConversionErrors
     score: HeldOutScore
+    agreement: float | None
 
 
 class Judge:
@@ -68,15 +70,14 @@ class Judge:
         self.current = self.measure()
 
     def measure(self) -> Measurement:
-        meter = ScoreMeter(self.criterion, self.task)
+        meter = ScoreMeter(self.criterion, self.task)  # decodes once: scores and agreement
         errors = conversion_errors(
             self.qann,
             {"snn": self.snn},
             self.held_out,
-            task=self.task,
             on_batch=lambda _, output, reference, targets: meter.update(output, reference, targets),
         )
-        return Measurement(errors, meter.compute())
+        return Measurement(errors, meter.compute(errors.output["snn"]), meter.agreement)
 
     def attempt(
         self, layer: str, correction: str, parameters: dict[str, nn.Parameter], apply: Callable[[], list[str]]
@@ -101,7 +102,6 @@ class Judge:
     def _report(self, layer, correction, changed, after: Measurement, verdict: Verdict) -> LayerReport:
         before = self.current
         index = before.errors.layers.index(layer) if layer in before.errors.layers else None
-        agreement = before.errors.agreement is not None
         return LayerReport(
             layer=layer,
             correction=correction,
@@ -115,7 +115,7 @@ class Judge:
             layer_error_after=None if index is None else after.errors.accumulating["snn"][index],
             output_error_before=before.errors.output["snn"],
             output_error_after=after.errors.output["snn"],
-            agreement_before=before.errors.agreement["snn"] if agreement else None,
-            agreement_after=after.errors.agreement["snn"] if agreement else None,
+            agreement_before=before.agreement,
+            agreement_after=after.agreement,
             kept=verdict.kept,
         )

@@ -70,34 +70,45 @@ def judge(before: HeldOutScore, after: HeldOutScore, significance: float) -> Ver
 
 
 class ScoreMeter:
-    """Accumulates a :class:`HeldOutScore` over held-out batches for one criterion.
+    """Accumulates, over held-out batches, each image's score under one criterion, the criterion's figure
+    where it is the task's metric, and the agreement with the QANN's predictions (given a task).
 
-    ``update(output, reference, targets)`` takes the SNN's outputs, the QANN's outputs and the labels of a batch.
+    ``update(output, reference, targets)`` takes the SNN's outputs, the QANN's outputs and the labels of a batch;
+    each output is decoded once.
     """
 
     def __init__(self, criterion: str, task: Task | None):
         self.criterion, self.task = criterion, task
-        self.meter = None if task is None else (task.meter() if criterion == "task" else task.agreement_meter())
+        self.agreement_meter = None if task is None else task.agreement_meter()
+        self.metric = task.meter() if criterion == "task" else None
         self.images: list[torch.Tensor] = []
-        self.squared, self.elements = 0.0, 0
 
     def update(self, output: torch.Tensor, reference: torch.Tensor, targets) -> None:
-        errors = (output - reference).pow(2).flatten(1)
-        self.squared, self.elements = self.squared + errors.sum().item(), self.elements + errors.numel()
+        if self.task is not None:
+            predicted, expected = self.task.decode(output), self.task.decode(reference)
+            self.agreement_meter.update(predicted, expected)
         if self.criterion == "mse":
-            self.images.append(-errors.mean(1).double())
-            return
-        if self.criterion == "task" and targets is None:
-            raise OptionError("criterion", "task judges on the held-out labels: the held-out batches have none")
-        predicted = self.task.decode(output)
-        truth = torch.as_tensor(targets) if self.criterion == "task" else self.task.decode(reference)
-        self.meter.update(predicted, truth)
-        new_meter = self.task.meter if self.criterion == "task" else self.task.agreement_meter
-        self.images.append(per_image(new_meter, predicted, truth))
-
-    def compute(self) -> HeldOutScore:
-        if self.criterion == "mse":
-            figure = -self.squared / self.elements
+            self.images.append(-(output - reference).pow(2).flatten(1).mean(1).double())
+        elif self.criterion == "agreement":
+            self.images.append(per_image(self.task.agreement_meter, predicted, expected))
         else:
-            figure = next(iter(self.meter.compute().values()))
+            if targets is None:
+                raise OptionError("criterion", "task judges on the held-out labels: the held-out batches have none")
+            truth = torch.as_tensor(targets)
+            self.metric.update(predicted, truth)
+            self.images.append(per_image(self.task.meter, predicted, truth))
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of predictions equal to the QANN's (None without a task)."""
+        return None if self.agreement_meter is None else self.agreement_meter.compute()["agreement"]
+
+    def compute(self, output_error: float) -> HeldOutScore:
+        """The score, given the mean squared difference of all outputs to the QANN's (the "mse" figure)."""
+        if self.criterion == "mse":
+            figure = -output_error
+        elif self.criterion == "agreement":
+            figure = self.agreement
+        else:
+            figure = next(iter(self.metric.compute().values()))
         return HeldOutScore(figure, torch.cat(self.images))
