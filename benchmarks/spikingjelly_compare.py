@@ -175,13 +175,23 @@ def benchmark_dataset(dataset: str, args, sj: SpikingJelly) -> dict:
         "seconds": seconds,
     }
     started = time.perf_counter()
-    entry["ann"] = {"float ANN": _accuracy(float_model, batches)} | {
-        f"QANN {bits}-bit": _accuracy(qann, batches) for bits, qann in qanns.items()
+    labels = torch.cat([y for _, y in batches])
+    float_predictions = _predictions(float_model, batches)
+    qann_predictions = {bits: _predictions(qann, batches) for bits, qann in qanns.items()}
+    entry["ann"] = {"float ANN": _agreement(float_predictions, labels)} | {
+        f"QANN {bits}-bit": _agreement(predictions, labels) for bits, predictions in qann_predictions.items()
     }
 
-    # fastsnn: signed SNN of each QANN at T = 2^b - 1, and the fine-tuned 2-bit one
+    # fastsnn: signed SNN of each QANN at T = 2^b - 1 (agreement: with that QANN), and the fine-tuned 2-bit one
     snns = {levels(bits): convert(qann, signed=True) for bits, qann in qanns.items()}
-    entry["fastsnn"] = {"signed": {str(T): _accuracy(snn, batches) for T, snn in sorted(snns.items())}}
+    snn_predictions = {levels(bits): _predictions(snns[levels(bits)], batches) for bits in qanns}
+    entry["fastsnn"] = {"signed": {str(T): _agreement(snn_predictions[T], labels) for T in sorted(snns)}}
+    entry["agreement"] = {
+        "fastsnn": {
+            "signed": {str(levels(b)): _agreement(snn_predictions[levels(b)], p) for b, p in qann_predictions.items()}
+        },
+        "spikingjelly": {},
+    }
     seconds["fastsnn accuracy"] = time.perf_counter() - started
     if args.finetune_steps > 0:
         started = time.perf_counter()
@@ -195,7 +205,9 @@ def benchmark_dataset(dataset: str, args, sj: SpikingJelly) -> dict:
             config=dataclasses.replace(FINETUNING, steps_per_layer=args.finetune_steps, lr=args.finetune_lr),
             progress=args.progress,
         )
-        entry["fastsnn"][f"signed + fine-tuned ({FINETUNING.objective})"] = {str(levels(2)): _accuracy(tuned, batches)}
+        variant, predictions = f"signed + fine-tuned ({FINETUNING.objective})", _predictions(tuned, batches)
+        entry["fastsnn"][variant] = {str(levels(2)): _agreement(predictions, labels)}
+        entry["agreement"]["fastsnn"][variant] = {str(levels(2)): _agreement(predictions, qann_predictions[2])}
         seconds["fastsnn fine-tune + accuracy"] = time.perf_counter() - started
     _log(f"{dataset}: ANN {entry['ann']}, fastsnn {entry['fastsnn']}")
 
@@ -205,13 +217,20 @@ def benchmark_dataset(dataset: str, args, sj: SpikingJelly) -> dict:
         converted[name] = network
         seconds[f"SpikingJelly convert {name}"] = convert_seconds
         started = time.perf_counter()
-        entry["spikingjelly"][name] = _sj_accuracies(sj, network, batches, args.time_steps)
+        entry["spikingjelly"][name], entry["agreement"]["spikingjelly"][name] = _sj_accuracies(
+            sj, network, batches, args.time_steps, float_predictions
+        )
         seconds[f"SpikingJelly accuracy {name}"] = time.perf_counter() - started
         _log(f"{dataset} SpikingJelly {name}: {entry['spikingjelly'][name]}")
     top = str(max(args.time_steps))
     timed_recipe = max(RECIPES, key=lambda name: entry["spikingjelly"][name][top])
     entry["timed_recipe"] = timed_recipe
     entry["checks"] = _checks(sj, converted[timed_recipe], batches[0][0], min(args.timing_steps))
+    entry["checks"]["spikingjelly_max_pools"] = {  # what SpikingJelly made of the float ANN's max-pools
+        name: type(module).__name__
+        for name, module in converted[timed_recipe].named_modules()
+        if "MaxPool" in type(module).__name__
+    }
     _time_entry(entry, snns, qanns[2], converted[timed_recipe], batches, args, sj)
     return entry
 
@@ -241,19 +260,32 @@ def _correct(predict: Callable[[torch.Tensor], torch.Tensor], batches) -> int:
     return sum(int((predict(x).argmax(1) == y).sum()) for x, y in batches)
 
 
-def _accuracy(model, batches) -> float:
-    return _correct(model, batches) / sum(len(y) for _, y in batches)
+@torch.no_grad()
+def _predictions(model, batches) -> torch.Tensor:
+    """The class ``model`` predicts for every image of ``batches`` ``(images [B, ...], labels [B])``: ``[N]``."""
+    return torch.cat([model(x).argmax(1) for x, _ in batches])
 
 
-def _sj_accuracies(sj: SpikingJelly, net, batches, time_steps: list[int]) -> dict[str, float]:
-    """Accuracy of a SpikingJelly SNN (single-step) at every T of ``time_steps``, from one max(T) simulation."""
-    correct = dict.fromkeys(time_steps, 0)
-    for x, y in batches:
+def _agreement(predictions: torch.Tensor, reference: torch.Tensor) -> float:
+    """The fraction of images on which ``predictions [N]`` equal ``reference [N]`` (labels: the accuracy)."""
+    return float((predictions == reference).double().mean())
+
+
+@torch.no_grad()
+def _sj_accuracies(sj: SpikingJelly, net, batches, time_steps: list[int], reference: torch.Tensor) -> tuple[dict, dict]:
+    """Accuracy of a SpikingJelly SNN (single-step) at every T of ``time_steps``, and its agreement with the
+    ``reference [N]`` predictions (of the float ANN it was converted from), from one max(T) simulation."""
+    predictions = {T: [] for T in time_steps}
+    for x, _ in batches:
         for t, total in enumerate(sj.single_step_sums(net, x, max(time_steps)), start=1):
-            if t in correct:
-                correct[t] += int((total.argmax(1) == y).sum())
-    images = sum(len(y) for _, y in batches)
-    return {str(T): correct[T] / images for T in time_steps}
+            if t in predictions:
+                predictions[t].append(total.argmax(1))
+    labels = torch.cat([y for _, y in batches])
+    joined = {T: torch.cat(values) for T, values in predictions.items()}
+    return (
+        {str(T): _agreement(joined[T], labels) for T in time_steps},
+        {str(T): _agreement(joined[T], reference) for T in time_steps},
+    )
 
 
 def _checks(sj: SpikingJelly, net, x: torch.Tensor, T: int) -> dict:
@@ -314,6 +346,11 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
 
 
+def _cell(accuracy: float | None, agreement: float | None) -> str:
+    """Accuracy %, and the agreement % with the network converted in parentheses where measured."""
+    return _pct(accuracy) if agreement is None else f"{_pct(accuracy)} ({_pct(agreement)})"
+
+
 def markdown_tables(results: dict) -> str:
     """An accuracy table (rows: method; columns: T) and a timing table, from the JSON."""
     settings, environment = results["settings"], results["environment"]
@@ -328,12 +365,15 @@ def markdown_tables(results: dict) -> str:
         ann = entry["ann"]
         anns = ", ".join(f"{name} {_pct(value)}" for name, value in ann.items())
         lines.append(head + f"ANN accuracy: {anns} |" + " |" * len(steps))
+        agreement = entry.get("agreement", {})
         for variant, values in entry["fastsnn"].items():
             label = f"fastsnn {variant} (QANN, 2^b − 1 = T)"
-            lines.append(head + label + " | " + " | ".join(_pct(values.get(T)) for T in steps) + " |")
+            agreed = agreement.get("fastsnn", {}).get(variant, {})
+            lines.append(head + label + " | " + " | ".join(_cell(values.get(T), agreed.get(T)) for T in steps) + " |")
         for recipe, values in entry["spikingjelly"].items():
             label = f"SpikingJelly {recipe} (float ANN)"
-            lines.append(head + label + " | " + " | ".join(_pct(values.get(T)) for T in steps) + " |")
+            agreed = agreement.get("spikingjelly", {}).get(recipe, {})
+            lines.append(head + label + " | " + " | ".join(_cell(values.get(T), agreed.get(T)) for T in steps) + " |")
         ours = max(values.get("3", 0.0) for values in entry["fastsnn"].values())
         best_recipe = max(entry["spikingjelly"], key=lambda name: entry["spikingjelly"][name][steps[-1]])
         theirs = entry["spikingjelly"][best_recipe][steps[-1]]
@@ -366,7 +406,9 @@ def markdown_tables(results: dict) -> str:
     entry0 = results["runs"][0] if results["runs"] else {}
     lines.append("")
     lines.append(
-        f"Accuracy in % on {test_images}; direct (constant) input coding for both. SpikingJelly "
+        f"Accuracy in % on {test_images} (in parentheses, where measured: agreement % of the predictions with "
+        "the network converted, the QANN for fastsnn, the float ANN for SpikingJelly); direct (constant) input "
+        "coding for both. SpikingJelly "
         f"{environment['spikingjelly']}: `ann2snn.Converter` of the float ANN, calibrated on "
         f"{settings['calibration_images'] or 'all'} training images (batch {settings['calibration_batch']}), "
         "simulated single-step with `functional.reset_net` per batch. fastsnn: `convert(qann, signed=True)` "
@@ -381,6 +423,13 @@ def markdown_tables(results: dict) -> str:
     if speedups:
         lines.append(f"Speed-up range: {min(speedups):.2f}× – {max(speedups):.2f}× (aim ≥ 1.5×).")
     for entry in results["runs"]:
+        pools = entry.get("checks", {}).get("spikingjelly_max_pools")
+        if pools:
+            lines.append(
+                f"{entry['dataset']}, {entry['model']}: SpikingJelly's converter left the float ANN's {len(pools)} "
+                f"max-pools as they were ({', '.join(sorted(set(pools.values())))}), so they pool each step's spikes, "
+                "not rates; fastsnn pools the cumulative spike counts (`SpikingMaxPool`)."
+            )
         if "retimed" in entry:
             lines.append(
                 f"{entry['dataset']}: timing measured again on {entry['retimed']['date']} (commit "

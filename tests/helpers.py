@@ -204,3 +204,20 @@ def compared_models(run: Path) -> dict:
         ("SNN unsigned", 3): convert(qann, signed=False),
         ("SNN signed", 3): convert(qann),
     }
+
+
+N_TRAIN = 7  # write_folder: of the items per class, the first 7 go to train/, the rest to val/
+
+
+def write_folder(root: Path, items: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """``items[class]`` ([N, H, W] or [N, H, W, 3] uint8) saved as PNG in ImageFolder layout, the first
+    ``N_TRAIN`` into ``root/train/<class>/``, the rest into ``root/val/<class>/``; returns {split: {file: pixels}}."""
+    written = {"train": {}, "val": {}}
+    for name, images in items.items():
+        for index, pixels in enumerate(images):
+            split = "train" if index < N_TRAIN else "val"
+            path = root / split / name / f"{index:02d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(path)
+            written[split][str(path)] = pixels
+    return written

@@ -1,11 +1,14 @@
 """convert(): exact where the theory says so, a pure function of the QANN, clear refusals."""
 
+import collections
+
 import pytest
 import torch
 from torch import nn
 
 from fastsnn import IFNeuron, QuantReLU, SpikingNetwork, convert, quantize
 from fastsnn.analysis import conversion_errors, recorded_outputs
+from fastsnn.convert.spiking_network import join_batches
 from fastsnn.errors import ConversionError, OptionError
 from helpers import dyadic, loader_of, random_dyadic_network, random_qann
 
@@ -90,8 +93,8 @@ def test_structured_outputs_are_averaged_over_time():
 def test_refuses_what_it_cannot_convert():
     with pytest.raises(ConversionError, match=r"1 \(ReLU\)"):
         convert(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2), QuantReLU(2)))
-    with pytest.raises(ConversionError, match=r"2 \(MaxPool2d\)"):
-        convert(nn.Sequential(nn.Conv2d(1, 1, 1), QuantReLU(2), nn.MaxPool2d(2)))
+    with pytest.raises(ConversionError, match=r"1 \(MaxPool2d\) pools the output of 0 \(Conv2d\)"):
+        convert(nn.Sequential(nn.Conv2d(1, 1, 1), nn.MaxPool2d(2), QuantReLU(2)))
     with pytest.raises(ConversionError, match="no QuantReLU"):
         convert(nn.Sequential(nn.Linear(2, 2)))
     with pytest.raises(ConversionError, match="mix bit widths"):
@@ -121,3 +124,31 @@ def test_the_swap_table_is_an_argument():
     neuron = snn.body[1]
     assert isinstance(neuron, IFNeuron) and neuron.initial_membrane == 0.0 and not neuron.signed and snn.T == 5
     assert convert(qann).body[1].initial_membrane == 0.5, "the default table is untouched"
+
+
+Heads = collections.namedtuple("Heads", ["main", "aux"])
+
+
+class TwoHeads(nn.Module):
+    """A body whose output is a named tuple (e.g. a detector's heads)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.act = nn.Linear(3, 4), nn.ReLU()
+        self.main, self.aux = nn.Linear(4, 2), nn.Linear(4, 1)
+
+    def forward(self, x):
+        hidden = self.act(self.fc(x))
+        return Heads(self.main(hidden), self.aux(hidden))
+
+
+def test_named_tuple_outputs_keep_their_type_averaged_and_joined_over_chunks():
+    qann = quantize(TwoHeads(), 2, alpha=1.0).eval()
+    snn = convert(qann)
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    whole = snn(x)
+    assert type(whole) is Heads and whole.main.shape == (6, 2) and whole.aux.shape == (6, 1)
+    joined = join_batches([snn(part) for part in x.split(2)])  # as the plan joins a batch simulated in chunks
+    assert type(joined) is Heads
+    torch.testing.assert_close(joined.main, whole.main, rtol=0, atol=0)
+    torch.testing.assert_close(joined.aux, whole.aux, rtol=0, atol=0)

@@ -6,7 +6,7 @@ from torch import nn
 
 from fastsnn import IFNeuron, QuantReLU, SpikingNetwork
 from fastsnn.errors import ConversionError, OptionError
-from fastsnn.neuron import configured, if_scan, if_scan_surrogate, over_time
+from fastsnn.neuron import SpikingMaxPool, configured, if_scan, if_scan_surrogate, over_time
 
 
 def test_from_quant_takes_alpha_and_levels():
@@ -52,6 +52,11 @@ def test_a_network_whose_neurons_disagree_on_T_is_refused_naming_them():
         snn(torch.zeros(7, 4))
     with pytest.raises(ConversionError, match="no IF neuron"):
         SpikingNetwork(nn.Linear(2, 2))
+    pooled = nn.Sequential(nn.Conv2d(1, 2, 3), IFNeuron(1.0, 3), SpikingMaxPool(nn.MaxPool2d(2), 7))
+    with pytest.raises(ConversionError, match=r"1: T=3, 2: T=7"):  # a max-pool knows T too
+        SpikingNetwork(pooled)
+    with pytest.raises(ConversionError, match=r"0: T=3"):  # and a pool alone is no spiking network
+        SpikingNetwork(nn.Sequential(SpikingMaxPool(nn.MaxPool2d(2), 3)))
 
 
 @pytest.mark.parametrize("signed", [False, True])

@@ -2,7 +2,8 @@
 activity and cost (spikes, SOPs, MACs, energy)."""
 
 from .activations import recorded_outputs
-from .activity import ActivityReport, Energy, LayerActivity, activity, format_activity, format_activity_summary
+from .activity import activity
+from .activity_report import ActivityReport, Energy, LayerActivity, format_activity, format_activity_summary
 from .agreement import (
     accuracy,
     compare_models,

@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .activity import ActivityReport
+from .activity_report import ActivityReport
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

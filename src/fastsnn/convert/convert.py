@@ -1,4 +1,4 @@
-"""``convert(qann)``: a new SpikingNetwork whose quantized activations are IF neurons."""
+"""``convert(qann)``: a new SpikingNetwork: quantized activations become IF neurons, max-pools spiking max-pools."""
 
 import copy
 from collections.abc import Callable, Mapping
@@ -8,13 +8,14 @@ from torch import nn
 from ..errors import ConversionError, OptionError
 from ..graph_checks import find_unsupported
 from ..module_swap import swap_modules_
-from ..neuron import IFNeuron, check_time_steps
+from ..neuron import MAX_POOLS, IFNeuron, SpikingMaxPool, check_time_steps
 from ..quant import QuantReLU, levels
 from .spiking_network import SpikingNetwork
 
 # Which module type becomes which spiking module; the destination class owns the translation.
 CONVERTERS: dict[type[nn.Module], Callable[..., nn.Module]] = {
     QuantReLU: IFNeuron.from_quant,
+    **dict.fromkeys(MAX_POOLS, SpikingMaxPool.from_pool),
 }
 
 
@@ -29,7 +30,8 @@ def convert(
 
     Every module whose type is in ``mapping`` is replaced by ``mapping[type](module, T=T, signed=signed)``;
     with the default table every :class:`QuantReLU` becomes an :class:`IFNeuron` with θ = α,
-    v0 = θ/2 and soft reset.
+    v0 = θ/2 and soft reset, and every ``nn.MaxPool2d`` / ``nn.AdaptiveMaxPool2d`` (which must pool a
+    quantized activation) a :class:`SpikingMaxPool`.
 
     Args:
         qann: a quantized ANN, e.g. from :func:`fastsnn.quantize`.
@@ -40,13 +42,15 @@ def convert(
 
     Raises:
         ConversionError: no quantized activation, mixed bit widths without an explicit T, or a module /
-            functional call (plain ReLU, other nonlinearity, max-pool) the SNN cannot represent, by path.
+            functional call (plain ReLU, other nonlinearity, max-pool of no activation) the SNN cannot
+            represent, by path.
     """
     culprits = find_unsupported(qann, extra_types=(nn.ReLU, nn.ReLU6))
     if culprits:
         raise ConversionError(
-            "cannot convert: " + "; ".join(culprits) + " cannot run on spikes. Quantize ReLUs with "
-            "fastsnn.quantize(model, bits) and replace other nonlinearities / max-pooling before converting."
+            "cannot convert, these cannot run on spikes: " + "; ".join(culprits) + ". Quantize ReLUs with "
+            "fastsnn.quantize(model, bits), replace other nonlinearities and put max-pools right after a ReLU "
+            "before converting."
         )
     bit_widths = {m.bits for m in qann.modules() if isinstance(m, QuantReLU)}
     if not bit_widths:
@@ -71,5 +75,5 @@ def _spiking(mapping, path: str, module: nn.Module, T: int, signed: bool) -> nn.
         return None
     try:
         return make(module, T=T, signed=signed)
-    except ValueError as error:  # e.g. a clip α that training drove to ≤ 0
+    except ValueError as error:  # e.g. a clip α that training drove to ≤ 0, a max-pool returning indices
         raise ConversionError(f"cannot convert {path} ({type(module).__name__}): {error}") from None

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from ..errors import ConversionError
-from ..neuron import IFNeuron, configured, over_time, repeat_over_time
+from ..neuron import IFNeuron, SpikingMaxPool, configured, over_time, repeat_over_time
 from .simulation_plan import SimulationPlan
 
 
@@ -35,13 +35,13 @@ class SpikingNetwork(nn.Module):
     def __init__(self, body: nn.Module):
         super().__init__()
         self.body = body
-        _shared_time_steps(self.neurons())
+        _shared_time_steps(self.body)
         self._plans: dict[tuple, SimulationPlan] = {}  # (image shape, dtype, device) -> how to simulate it
 
     @property
     def T(self) -> int:
         """Number of simulated time steps: that of every IF neuron in the body."""
-        return _shared_time_steps(self.neurons())
+        return _shared_time_steps(self.body)
 
     def neurons(self) -> list[tuple[str, IFNeuron]]:
         """``(path, neuron)`` for every IF neuron, in module-definition order."""
@@ -84,12 +84,16 @@ class SpikingNetwork(nn.Module):
         return f"T={self.T}"
 
 
-def _shared_time_steps(neurons: list[tuple[str, IFNeuron]]) -> int:
-    """The T all ``neurons`` share; ConversionError naming each neuron's T if there is no single one."""
-    steps = {neuron.T for _, neuron in neurons}
-    if len(steps) != 1:
-        found = ", ".join(f"{path}: T={neuron.T}" for path, neuron in neurons) or "no IF neuron"
-        raise ConversionError(f"a SpikingNetwork needs IF neurons that all share one T; found {found}")
+def _shared_time_steps(body: nn.Module) -> int:
+    """The T that the IF neurons and spiking max-pools of ``body`` share; ConversionError naming each one's T if
+    there is no single one or no neuron."""
+    timed = [(path, m) for path, m in body.named_modules() if isinstance(m, (IFNeuron, SpikingMaxPool))]
+    steps = {module.T for _, module in timed}
+    if len(steps) != 1 or not any(isinstance(module, IFNeuron) for _, module in timed):
+        found = ", ".join(f"{path}: T={module.T}" for path, module in timed) or "no IF neuron"
+        raise ConversionError(
+            f"a SpikingNetwork needs IF neurons (and spiking max-pools) that all share one T; found {found}"
+        )
     return steps.pop()
 
 
@@ -111,7 +115,7 @@ def mean_over_time(output, T: int, batch: int):
     if isinstance(output, dict):
         return {key: mean_over_time(value, T, batch) for key, value in output.items()}
     if isinstance(output, (tuple, list)):
-        return type(output)(mean_over_time(value, T, batch) for value in output)
+        return _same_sequence(output, [mean_over_time(value, T, batch) for value in output])
     raise TypeError(f"SpikingNetwork cannot average an output of type {type(output).__name__} over time")
 
 
@@ -124,4 +128,9 @@ def join_batches(outputs: list):
         return torch.cat(outputs)
     if isinstance(first, dict):
         return {key: join_batches([o[key] for o in outputs]) for key in first}
-    return type(first)(join_batches(list(parts)) for parts in zip(*outputs, strict=True))
+    return _same_sequence(first, [join_batches(list(parts)) for parts in zip(*outputs, strict=True)])
+
+
+def _same_sequence(like: tuple | list, values: list):
+    """``values`` in a sequence of ``like``'s type: a list, a tuple, or a named tuple (built field by field)."""
+    return type(like)(*values) if hasattr(like, "_fields") else type(like)(values)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, fields
+
+from fastsnn.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,29 @@ class DatasetInfo:
     # padded [MAX_OBJECTS, 5] rows of fastsnn.tasks.boxes; num_classes counts object classes, no background)
     task: str = "classification"
     anchors: tuple[tuple[float, float], ...] | None = None
+
+    def to_dict(self) -> dict:
+        """The fields by name, JSON-able (tuples become lists in JSON); :meth:`from_dict` rebuilds the info."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, recorded: Mapping) -> DatasetInfo:
+        """The info that :meth:`to_dict` recorded (e.g. in a checkpoint), lists read back as tuples.
+
+        Raises :class:`DataError` naming the missing or unknown fields.
+        """
+        unknown = sorted(set(recorded) - {field.name for field in fields(cls)})
+        missing = [field.name for field in fields(cls) if field.default is MISSING and field.name not in recorded]
+        if unknown or missing:
+            raise DataError(
+                f"Recorded data set info {dict(recorded)!r} does not describe a data set "
+                f"(missing fields: {', '.join(missing) or 'none'}; unknown fields: {', '.join(unknown) or 'none'})."
+            )
+        anchors = recorded.get("anchors")
+        as_tuples = {"mean": tuple(recorded["mean"]), "std": tuple(recorded["std"])}
+        if anchors is not None:
+            as_tuples["anchors"] = tuple(tuple(anchor) for anchor in anchors)
+        return cls(**{**recorded, **as_tuples})
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

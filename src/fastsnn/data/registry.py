@@ -11,6 +11,9 @@ or, for a loader shared by several sets, with one call: ``register_dataset(info,
 "mnist"), fetch=fetch_mnist)``. A loader is ``load(root, *, train, augment) -> Dataset``, a fetcher
 ``fetch(root, *, download) -> report`` (its ``str`` is what :func:`fetch_dataset` returns).
 Importing :mod:`fastsnn.data` registers every data set of the package.
+
+Besides the registered names, ``folder:PATH`` names the user's own images in ``ImageFolder`` layout
+(:mod:`fastsnn.data.folder`): its info is measured from the folder, and the data root plays no part.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from fastsnn.data.folder import FOLDER_PREFIX, fetch_folder, folder_info, folder_path, load_folder
 from fastsnn.data.info import DatasetInfo
 from fastsnn.data.root import resolve_root
 from fastsnn.data.transforms import refuse_test_augment
@@ -63,15 +67,32 @@ def register_dataset(info: DatasetInfo, *, fetch: Fetcher, load: Loader | None =
 
 
 def list_datasets() -> list[str]:
-    """Names accepted by :func:`dataset_info`, :func:`load_dataset` and :func:`fetch_dataset`, sorted."""
+    """The registered data sets, sorted: names accepted by :func:`dataset_info`, :func:`load_dataset` and
+    :func:`fetch_dataset`, as is ``folder:PATH`` (the user's images)."""
     return sorted(_DATASETS)
 
 
 def registered_dataset(name: str) -> RegisteredDataset:
-    """The registration of data set ``name``; raises :class:`DataError` for an unknown name."""
+    """The registration of data set ``name`` (for ``folder:PATH``, made from the measured folder); raises
+    :class:`DataError` for an unknown name or a folder that cannot be used."""
+    if isinstance(name, str) and name.startswith(FOLDER_PREFIX):
+        return _folder_dataset(folder_path(name))
     if not isinstance(name, str) or name not in _DATASETS:
-        raise DataError(f"Unknown data set {name!r}; choose one of: {', '.join(list_datasets())}.")
+        raise DataError(
+            f"Unknown data set {name!r}; choose one of: {', '.join(list_datasets())}, or folder:PATH for your own "
+            "images (PATH/train/<class>/<image> and PATH/val/<class>/<image>)."
+        )
     return _DATASETS[name]
+
+
+def _folder_dataset(path: Path) -> RegisteredDataset:
+    """The image folder ``path`` as a registration: its measured info, a loader and a fetcher ignoring the root."""
+    info = folder_info(path)
+    return RegisteredDataset(
+        info,
+        load=lambda _root, *, train, augment=False: load_folder(path, train=train, augment=augment, info=info),
+        fetch=lambda _root, *, download: fetch_folder(path),
+    )
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -95,8 +116,8 @@ def load_dataset(name: str, *, train: bool, root: str | Path | None = None, augm
 
 
 def fetch_dataset(name: str, *, root: str | Path | None = None, download: bool = True) -> str:
-    """Locate (for MNIST and the tree images, download if allowed), verify and count data set ``name``;
-    returns a short report.
+    """Locate (for MNIST and the tree images, download if allowed), verify and count data set ``name``
+    (for ``folder:PATH``, read and measure every image there); returns a short report.
 
     Raises :class:`DataError` saying what to do when the data set cannot be had.
     """

@@ -10,6 +10,11 @@ builders ``deeplab_vgg9`` and ``deeplabv3_resnet34`` map it to per-pixel logits
 ``[B, num_classes, H, W]``; the detection builders ``tiny_yolov2`` and
 ``yolov2_resnet34`` map it (H and W multiples of 32) to raw YOLOv2 predictions
 ``[B, A * (5 + num_classes), H / 32, W / 32]`` for ``A = len(model.anchors)``.
+
+Classifiers of torchvision and timm are built by name too, with the same options (:mod:`fastsnn.models.zoo`;
+their max-pools kept, non-ReLU activations and attention refused)::
+
+    model = create_model("torchvision:resnet18", num_classes=10, in_channels=1, width=0.25, stem="cifar")
 """
 
 from fastsnn.models.alexnet import AlexNet

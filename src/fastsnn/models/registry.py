@@ -2,11 +2,14 @@
 
 A builder is a keyword-only function ``name(*, num_classes, in_channels, ...)``
 that returns a fresh ``nn.Module``; it is registered under its ``__name__``.
+Names with a prefix, ``"torchvision:<name>"`` and ``"timm:<name>"``, are classifiers of those libraries
+(:mod:`fastsnn.models.zoo`), accepted wherever a registered name is, but not listed.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Callable
 from typing import TypeVar
@@ -14,6 +17,7 @@ from typing import TypeVar
 from torch import nn
 
 from fastsnn.errors import OptionError
+from fastsnn.models.zoo import SOURCES, build_zoo_model, check_zoo_name, is_zoo_name
 
 __all__ = ["register_model", "create_model", "list_models", "model_options", "model_task"]
 
@@ -48,33 +52,32 @@ def register_model(fn: Builder | None = None, *, task: str = "classification"):
 
 
 def list_models() -> list[str]:
-    """Return the names of all registered models, sorted."""
+    """Return the names of all registered models, sorted (not the ``torchvision:`` / ``timm:`` names)."""
     return sorted(_MODELS)
 
 
 def model_task(name: str) -> str:
-    """The task of registered model ``name`` (``"classification"``, ``"segmentation"``, ...)."""
-    _builder(name)
-    return _TASKS[name]
+    """The task of model ``name`` (``"classification"``, ``"segmentation"``, ...)."""
+    return _entry(name)[1]
 
 
 def model_options(name: str) -> set[str] | None:
-    """The keyword options registered model ``name`` accepts besides ``num_classes`` and ``in_channels``
+    """The keyword options model ``name`` accepts besides ``num_classes`` and ``in_channels``
     (None if its builder takes ``**kwargs``)."""
-    accepted = _accepted_options(_builder(name))
+    accepted = _accepted_options(_entry(name)[0])
     return None if accepted is None else accepted - {"num_classes", "in_channels"}
 
 
 def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwargs) -> nn.Module:
-    """Build the registered model ``name``: ``[B, in_channels, H, W]`` to ``[B, num_classes]`` (classifiers),
-    ``[B, num_classes, H, W]`` (segmentation) or ``[B, A * (5 + num_classes), H / 32, W / 32]`` (detection:
-    the YOLOv2 builders, ``A`` anchors).
+    """Build model ``name``: ``[B, in_channels, H, W]`` to ``[B, num_classes]`` (classifiers, among them
+    ``"torchvision:<name>"`` and ``"timm:<name>"``), ``[B, num_classes, H, W]`` (segmentation) or
+    ``[B, A * (5 + num_classes), H / 32, W / 32]`` (detection: the YOLOv2 builders, ``A`` anchors).
 
     Extra keyword arguments are the builder's options (e.g. ``width``, ``stem``).
     Raises :class:`~fastsnn.errors.OptionError` for an unknown name or an option the
     builder does not accept, naming the culprit and the accepted values.
     """
-    builder = _builder(name)
+    builder = _entry(name)[0]
     accepted = _accepted_options(builder)
     if accepted is not None:
         unknown = sorted(set(kwargs) - accepted)
@@ -86,15 +89,21 @@ def create_model(name: str, num_classes: int = 10, in_channels: int = 3, **kwarg
     return builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
-def _builder(name: str) -> Callable[..., nn.Module]:
-    """The builder registered as ``name``; OptionError naming the closest known name otherwise."""
+def _entry(name: str) -> tuple[Callable[..., nn.Module], str]:
+    """The builder of model ``name`` and its task; OptionError naming the closest known name otherwise."""
+    if is_zoo_name(name):
+        check_zoo_name(name)
+        return functools.partial(build_zoo_model, name), "classification"
     builder = _MODELS.get(name) if isinstance(name, str) else None
     if builder is None:
         known = list_models()
         close = difflib.get_close_matches(str(name), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise OptionError("model", f"{name!r} is not known{hint}; known models: {', '.join(known) or '(none)'}")
-    return builder
+        zoo = " or ".join(f"{source}:<name>" for source in SOURCES)
+        raise OptionError(
+            "model", f"{name!r} is not known{hint}; known models: {', '.join(known) or '(none)'}, or a classifier {zoo}"
+        )
+    return builder, _TASKS[name]
 
 
 def _accepted_options(fn: Callable) -> set[str] | None:

@@ -1,4 +1,4 @@
-"""Spiking neurons: pure multi-step dynamics and the IF neuron module."""
+"""Spiking neurons: pure multi-step dynamics, the IF neuron module, and the max-pool of spikes."""
 
 from .dynamics import if_scan
 from .if_neuron import (
@@ -12,12 +12,15 @@ from .if_neuron import (
     over_time,
     repeat_over_time,
 )
+from .max_pool import MAX_POOLS, SpikingMaxPool
 from .surrogate import if_scan_surrogate
 
 __all__ = [
+    "MAX_POOLS",
     "SETTINGS",
     "SURROGATES",
     "IFNeuron",
+    "SpikingMaxPool",
     "Surrogate",
     "check_time_steps",
     "configured",

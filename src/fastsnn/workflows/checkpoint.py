@@ -148,14 +148,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 def import_weights(path: str | Path, spec: ModelSpec, *, allow_pickle: bool = False) -> Checkpoint:
     """A checkpoint of ``spec`` holding the bare weights in ``path``, checked tensor by tensor.
 
-    ``path`` is a safetensors file of a plain state dict, or — only with ``allow_pickle=True`` — a
-    ``torch.save``'d state dict (or ``{"model" | "state_dict": state dict, ...}``), read with
-    ``torch.load(weights_only=True)``, which refuses any pickled object other than tensors and
-    plain containers.
+    ``path`` is a safetensors file of a plain state dict, a fastsnn checkpoint (its model's tensors), or —
+    only with ``allow_pickle=True`` — a ``torch.save``'d state dict (or ``{"model" | "state_dict": state dict,
+    ...}``), read with ``torch.load(weights_only=True)``, which refuses any pickled object other than tensors
+    and plain containers.
 
     Raises:
         CheckpointError: refused pickle, unreadable file, not a state dict, or tensors that do not
-            match the model of ``spec`` (naming the tensor and both shapes).
+            match the model of ``spec`` (naming the file, the tensor and both shapes).
     """
     path = Path(path)
     if not path.is_file():
@@ -165,9 +165,14 @@ def import_weights(path: str | Path, spec: ModelSpec, *, allow_pickle: bool = Fa
             raise CheckpointError(_PICKLE_REFUSAL.format(path=path))
         state = _read_pickled_state(path)
     else:
-        state = _read_safetensors(path)[1]
+        metadata, state = _read_safetensors(path)
+        if metadata.get("format") == FORMAT:
+            state = load_checkpoint(path).model_state
     checkpoint = Checkpoint(spec_from_json(dataclasses.asdict(spec)), state, {}, {}, None)
-    checkpoint.build_model()  # validates every name, shape and dtype
+    try:
+        checkpoint.build_model()  # validates every name, shape and dtype
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
     return checkpoint
 
 

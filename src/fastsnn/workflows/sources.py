@@ -9,8 +9,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 from ..convert import SimulationConfig, SpikingNetwork, convert
-from ..data import load_dataset
-from ..errors import CheckpointError, OptionError
+from ..data import DatasetInfo, dataset_info, load_dataset
+from ..errors import CheckpointError, DataError, OptionError
 from ..quant import QuantReLU, levels
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
@@ -138,6 +138,7 @@ def save_spiking(
     spec = dataclasses.replace(checkpoint.spec, snn={"T": snn.T, "signed": all(n.signed for _, n in snn.neurons())})
     records = {
         "dataset": checkpoint.training.get("dataset"),
+        "dataset_info": checkpoint.training.get("dataset_info"),
         "converted_from": checkpoint.training.get("converted_from", str(path)),
         **training,
     }
@@ -146,11 +147,21 @@ def save_spiking(
 
 def dataset_of(checkpoint: Checkpoint, path: str | Path, override: str | None) -> str:
     """``override`` if given, else the data set recorded in the checkpoint at training; its channels
-    and classes must match the model's."""
+    and classes must match the model's, and the recorded facts of that data set (for a ``folder:PATH`` set,
+    measured from the folder at training: channels, classes, size, mean and std) must still hold."""
     dataset = override or checkpoint.training.get("dataset")
     if dataset is None:
         raise OptionError("dataset", f"is needed: {path} does not record the data set it was trained on")
     checkpoint.spec.check_dataset(dataset)
+    recorded = checkpoint.training.get("dataset_info")
+    if recorded is not None and recorded.get("name") == dataset:
+        then, now = DatasetInfo.from_dict(recorded).to_dict(), dataset_info(dataset).to_dict()
+        changed = [key for key in now if now[key] != then[key]]
+        if changed:
+            raise DataError(
+                f"data set {dataset} is not what {path} was trained on: {', '.join(changed)} changed (recorded "
+                f"{[then[key] for key in changed]}, now {[now[key] for key in changed]}); restore its images"
+            )
     return dataset
 
 

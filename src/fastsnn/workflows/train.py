@@ -23,20 +23,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..analysis import measure
-from ..data import dataset_info, list_datasets, load_dataset
-from ..errors import FastSNNError, OptionError, TrainingInterrupted
-from ..models import list_models, model_options
+from ..data import dataset_info, load_dataset
+from ..errors import DataError, FastSNNError, OptionError, TrainingInterrupted
+from ..models import model_options, model_task
 from ..models._layers import MAX_WIDTH, Stem
 from ..options import Options, option
 from ..progress import tqdm
 from ..quant import MAX_BITS, MAX_WEIGHT_BITS, MIN_BITS, MIN_WEIGHT_BITS, quantize, relu_percentiles
-from . import distributed
-from .checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
+from . import distributed, validation
+from .checkpoint import import_weights, load_checkpoint, restore_optimizer, save_checkpoint
 from .interrupt import stop_requests
 from .model_spec import ModelSpec
 from .sources import calibration_batches, first
 from .teacher import frozen, load_teacher
-from .validation import check_folder, check_readable_file, check_writable
 
 CALIBRATION_BATCHES = 8  # batches of training images used to set the first quantized stage's clips
 
@@ -50,14 +49,14 @@ def bits_or_float(text: str) -> int | None:
 class TrainConfig(Options):
     """Everything a training run depends on, each option declared once (the CLI is generated from it)."""
 
-    model: str = option("vgg11", "registry name (see fastsnn.models.list_models)")
-    dataset: str = option("mnist", "data set (see fastsnn.data.list_datasets)")
+    model: str = option("vgg11", "registry name (see fastsnn.models.list_models), torchvision:NAME or timm:NAME")
+    dataset: str = option("mnist", "data set (see fastsnn.data.list_datasets) or folder:PATH (train/, val/)")
     bits: int | None = option(
         2, "final activation bits, T = 2^bits - 1 ('float': the float ANN only)", low=MIN_BITS, high=MAX_BITS,
         parse=bits_or_float,
     )  # fmt: skip
     width: float = option(0.25, "channel width multiplier", low=0, high=MAX_WIDTH, low_open=True)
-    stem: Stem = option("cifar", "input stem: cifar (3x3, for 28-32 px images) or imagenet (7x7 and stride 4)")
+    stem: Stem = option("cifar", "input stem: cifar (3x3, 28-32 px images) or imagenet (7x7, stride 4; zoo: as built)")
     weight_bits: int | None = option(
         None, "also quantize weights per channel to this many bits", low=MIN_WEIGHT_BITS, high=MAX_WEIGHT_BITS
     )
@@ -86,6 +85,7 @@ class TrainConfig(Options):
     )  # fmt: skip
     temperature: float = option(4.0, "distillation temperature", low=0, low_open=True)
     teacher: str | None = option(None, "float checkpoint to distill from (default: this run's float stage)")
+    init: str | None = option(None, "float weights to start from: a safetensors state dict or fastsnn checkpoint")
     seed: int = option(0, "random seed", low=0, high=2**32 - 1)
     data_root: str | None = option(None, "data folder (default $FASTSNN_DATA or ~/.cache/fastsnn)")
     out_dir: str = option("runs/train", "folder for the stage checkpoints", flags=("--out",))
@@ -101,21 +101,19 @@ class TrainConfig(Options):
 
     def check(self) -> None:
         """The model and data set are known and of one task; the stem is an option of the model."""
-        if self.model not in list_models():
-            raise OptionError("model", f"{self.model!r} is not known; accepted: {', '.join(list_models())}")
-        if self.dataset not in list_datasets():
-            raise OptionError("dataset", f"{self.dataset!r} is not known; accepted: {', '.join(list_datasets())}")
+        model_task(self.model)  # OptionError naming the closest known model if it is not known
+        try:
+            dataset_info(self.dataset)  # a folder:PATH set is measured (and its layout checked) here
+        except DataError as error:
+            raise OptionError("dataset", str(error)) from None
         self.spec().check_dataset(self.dataset)  # the model's task is the data set's
         if self.stem != "cifar" and "stem" not in (model_options(self.model) or {"stem"}):
             raise OptionError("stem", f"is not an option of model {self.model}")
 
     def check_paths(self) -> None:
-        """The data folder and the teacher exist and the output folder can be written (nothing is created)."""
-        if self.data_root is not None:
-            check_folder("data_root", self.data_root)
-        if self.teacher is not None:
-            check_readable_file("teacher", self.teacher)
-        check_writable("out_dir", self.out_dir, folder=True)
+        """The data folder, teacher and init weights exist and the output folder can be written (nothing is created)."""
+        inputs = {"teacher": self.teacher, "init": self.init}
+        validation.check_paths(read=inputs, write_folders={"out_dir": self.out_dir}, data_root=self.data_root)
 
     def stages(self) -> list[int | None]:
         """Bit widths trained in order; None is the float stage."""
@@ -152,10 +150,10 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
     """Train every stage of ``config.stages()``; returns ``{"float": path, "q4": path, ...}`` in stage order.
 
     A stage whose checkpoint is complete is skipped; an incomplete one is resumed. ``config`` is validated
-    first, so a bad value fails before any data is read or file written, and a ``teacher`` before training.
+    first, so a bad value fails before any data is read or file written, and ``teacher`` and ``init`` before training.
 
     Raises:
-        CheckpointError: ``config.teacher`` is not a float model of this model's task and output shape.
+        CheckpointError: ``teacher`` is not a float model of this task and output shape, or ``init`` does not fit.
     """
     config.check_paths()
     device = distributed.init_from_environment()
@@ -167,7 +165,8 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
         spec = dataclasses.replace(spec, options={**spec.options, **prepared})
         if config.progress and distributed.rank() == 0:
             tqdm.write(f"{spec.task.name} options from the {config.dataset} training set: {prepared}")
-    trained_float = config.float_epochs > 0 or stage_checkpoint(config.out_dir, None).exists()  # else: teaches noise
+    initial = None if config.init is None else import_weights(config.init, spec)  # the float stage's start, checked
+    trained_float = config.float_epochs > 0 or initial is not None or stage_checkpoint(config.out_dir, None).exists()
     distilling = config.distill > 0 and config.bits is not None and (trained_float or config.teacher is not None)
     teacher = load_teacher(config.teacher, spec, train_set) if distilling and config.teacher is not None else None
     paths: dict[str, Path] = {}
@@ -177,7 +176,7 @@ def train_progressive(config: TrainConfig) -> dict[str, Path]:
         stage_spec = spec.with_bits(bits)
         if index == 0:
             torch.manual_seed(config.seed)
-            start = stage_spec.build()
+            start = stage_spec.build() if initial is None else initial.build_model()
         elif config.stages()[index - 1] is None:  # float -> first quantized stage: clips from statistics
             start = quantize(model, bits, alpha=_calibrate(model, train_set, config), weight_bits=config.weight_bits)
         else:
@@ -288,7 +287,8 @@ class _Stage:
         """Checkpoint after ``step`` steps of epoch ``epoch`` (0-based; step 0 = before the epoch)."""
         if distributed.rank() == 0:
             position = {"epoch": epoch, "step": step, "running_loss": running, "epochs": self.epochs}
-            training = {"dataset": self.config.dataset, **position, "history": self.history}
+            data = {"dataset": self.config.dataset, "dataset_info": dataset_info(self.config.dataset).to_dict()}
+            training = data | position | {"history": self.history}
             training |= {"scheduler": self.scheduler.state_dict(), "config": dataclasses.asdict(self.config)}
             save_checkpoint(
                 self.path, self.model, self.spec, optimizer=self.optimizer, save_rng=True, training=training
