@@ -233,10 +233,14 @@ def test_spec_and_checkpoint_rebuild_the_float_model(tmp_path, name):
         assert torch.equal(rebuilt(images), model(images))
 
 
-@pytest.mark.parametrize("name", ["torchvision:mnasnet0_5", "torchvision:resnet18", "timm:resnet18"])
+@pytest.mark.parametrize(
+    "name",
+    ["torchvision:mnasnet0_5", "torchvision:resnet18", "timm:resnet18", "torchvision:vgg11_bn", "torchvision:alexnet"],
+)
 def test_zoo_models_quantize_and_convert(name):
     """torchvision:mnasnet0_5 has no max-pool; the ResNets have a max-pool after a ReLU, and torchvision's calls
-    one ``self.relu`` twice per block, which must become two quantizers."""
+    one ``self.relu`` twice per block, which must become two quantizers; VGG and AlexNet max-pool after ReLUs
+    (five and three times). The first spiking layer is exact, unsigned and signed."""
     torch.manual_seed(0)
     model = create_model(name, num_classes=10, in_channels=1, width=0.5, stem="cifar").eval()
     random_batch_norm_statistics_(model, torch.Generator().manual_seed(2))
