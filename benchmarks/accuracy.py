@@ -71,7 +71,9 @@ NOT_MEASURED = {
 }
 COMMAND_LINE_TRAINING = ("float_epochs", "epochs", "final_epochs", "train_limit")  # TrainConfig overrides
 # TrainConfig fields that leave the weights alike (test_limit: the per-epoch test; rows record their own)
-NOT_TRAINING = {"out_dir", "progress", "data_root", "checkpoint_every", "checkpoint_seconds", "test_limit"}
+# TrainConfig fields that do not name a run folder: where things go, and "init", which no entry sets (excluded so
+# that run folders named before the field existed are still found)
+NOT_TRAINING = {"out_dir", "progress", "data_root", "checkpoint_every", "checkpoint_seconds", "test_limit", "init"}
 BITS = {levels(bits): bits for bits in (2, 3, 4)}  # T -> the QANN's bits (the progressive run trains these)
 HERE = Path(__file__).parent
 

@@ -73,8 +73,8 @@ DEMOS: dict[str, Demo] = {
     ),
     "detection": Demo(
         {"model": "tiny_yolov2", "dataset": "fashion-scenes-det", "bits": 2, "width": 0.25, "float_epochs": 8,
-         "epochs": 1, "final_epochs": 1, "batch_size": 32, "test_limit": 500, "out_dir": "runs/demo-detection"},
-        FinetuneConfig(end_to_end_steps=50),
+         "epochs": 1, "final_epochs": 8, "batch_size": 32, "test_limit": 500, "out_dir": "runs/demo-detection"},
+        FinetuneConfig(),
         held_out=500,
         eval_batch=25,
     ),
