@@ -266,3 +266,11 @@ def test_zoo_models_quantize_and_convert(name):
     assert errors.accumulating["unsigned"][0] < 1e-4 and errors.accumulating["signed"][0] < 1e-4
     with torch.no_grad():
         assert convert(qann)(images).shape == qann(images).shape == (16, 10)
+
+
+def test_a_model_whose_constructor_computes_with_tensors_builds_off_the_meta_device():
+    """RegNet computes its block widths with tensors, which the meta device cannot give values of."""
+    model = create_model("torchvision:regnet_x_400mf", num_classes=10, in_channels=1, width=1.0, stem="cifar").eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+    assert not any(tensor.is_meta for tensor in [*model.parameters(), *model.buffers()])

@@ -80,9 +80,10 @@ def build_zoo_model(
     """
     num_classes, in_channels, width, stem = check_options(num_classes, in_channels, width, stem)
     create = _constructor(name)
-    with torch.device("meta"):
-        skeleton = create(num_classes, in_channels)
-        fixed = set() if width == 1 else _fixed_counts(skeleton, create(num_classes + 1, in_channels + 1))
+    skeleton = _on_meta_if_possible(create, num_classes, in_channels)
+    fixed = set()
+    if width != 1:
+        fixed = _fixed_counts(skeleton, _on_meta_if_possible(create, num_classes + 1, in_channels + 1))
     _refuse_unsupported(name, skeleton)
     if width != 1:
         _check_scalable(name, skeleton)
@@ -97,6 +98,16 @@ def build_zoo_model(
             if settings != _settings(path, module, 1.0, set()) or any(t.is_meta for t in _own_tensors(module)):
                 model.set_submodule(path, _rebuilt(name, path, module, settings, width))
     return model
+
+
+def _on_meta_if_possible(create: Constructor, num_classes: int, in_channels: int) -> nn.Module:
+    """The model built on the ``meta`` device (no memory), or on the CPU where its constructor computes with
+    tensors, which meta tensors cannot give values of (RegNet's block widths)."""
+    try:
+        with torch.device("meta"):
+            return create(num_classes, in_channels)
+    except (RuntimeError, NotImplementedError):
+        return create(num_classes, in_channels)
 
 
 def _constructor(name: str) -> Constructor:
