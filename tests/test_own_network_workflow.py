@@ -43,7 +43,7 @@ def test_the_checkpoint_records_what_was_measured_from_the_folder(trained):
     images, out = trained
     q2 = load_checkpoint(out / "q2.safetensors")
     info = dataset_info(f"folder:{images}")
-    assert q2.training["dataset"] == f"folder:{images}"
+    assert q2.training["dataset"] == f"folder:{images.resolve()}"
     assert q2.training["dataset_info"] == json.loads(json.dumps(info.to_dict()))
     assert (info.in_channels, info.num_classes, info.image_size) == (1, len(CLASSES), 28)
     qann = q2.build_model()
@@ -57,7 +57,7 @@ def test_evaluate_runs_the_snn_with_its_max_pool_on_the_folders_val_images(train
     argv = ["evaluate", str(out / "q2.safetensors"), "-T", "3", "--json", str(report), "--quiet"]
     assert main(argv) == 0
     results = json.loads(report.read_text())
-    assert results["dataset"] == f"folder:{images}" and results["samples"] == len(CLASSES) * (10 - N_TRAIN)
+    assert results["dataset"] == f"folder:{images.resolve()}" and results["samples"] == len(CLASSES) * (10 - N_TRAIN)
     rows = {(row["model"], row["T"]): row for row in results["rows"]}
     assert set(rows) >= {("QANN", None), ("SNN signed", 3)}
     assert rows[("SNN signed", 3)]["agreement"] is not None
@@ -65,16 +65,20 @@ def test_evaluate_runs_the_snn_with_its_max_pool_on_the_folders_val_images(train
     assert sum(isinstance(m, SpikingMaxPool) for m in convert(qann).modules()) == 1
 
 
-def test_a_folder_changed_since_training_is_refused_naming_what_changed(trained, tmp_path, capsys):
+def test_a_folder_changed_since_training_is_refused_naming_what_changed(trained, capsys, monkeypatch):
     images, out = trained
+    monkeypatch.chdir(images.parent)  # named relative to here as well: the same folder
     victim = next((images / "train" / "bag").iterdir())
     original = victim.read_bytes()
     try:
         Image.new("L", (28, 28), color=255).save(victim)
         forget_measured_folders()
-        assert main(["evaluate", str(out / "q2.safetensors"), "-T", "3", "--quiet"]) == 2
-        error = capsys.readouterr().err
-        assert f"folder:{images}" in error and "mean" in error and "std" in error
+        for name in (None, f"folder:{images.name}"):  # as recorded, and as typed relative to the working folder
+            named = [] if name is None else ["--dataset", name]
+            assert main(["evaluate", str(out / "q2.safetensors"), "-T", "3", *named, "--quiet"]) == 2
+            error = capsys.readouterr().err
+            assert f"data set {name or f'folder:{images.resolve()}'} is not what" in error
+            assert "mean, std changed" in error
     finally:
         victim.write_bytes(original)
         forget_measured_folders()

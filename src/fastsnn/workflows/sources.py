@@ -154,8 +154,9 @@ def dataset_of(checkpoint: Checkpoint, path: str | Path, override: str | None) -
         raise OptionError("dataset", f"is needed: {path} does not record the data set it was trained on")
     checkpoint.spec.check_dataset(dataset)
     recorded = checkpoint.training.get("dataset_info")
-    if recorded is not None and recorded.get("name") == dataset:
-        then, now = DatasetInfo.from_dict(recorded).to_dict(), dataset_info(dataset).to_dict()
+    now = dataset_info(dataset).to_dict()
+    if recorded is not None and recorded.get("name") == now["name"]:  # a folder's name is its resolved path
+        then = DatasetInfo.from_dict(recorded).to_dict()
         changed = [key for key in now if now[key] != then[key]]
         if changed:
             raise DataError(

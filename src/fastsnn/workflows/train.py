@@ -287,8 +287,8 @@ class _Stage:
         """Checkpoint after ``step`` steps of epoch ``epoch`` (0-based; step 0 = before the epoch)."""
         if distributed.rank() == 0:
             position = {"epoch": epoch, "step": step, "running_loss": running, "epochs": self.epochs}
-            data = {"dataset": self.config.dataset, "dataset_info": dataset_info(self.config.dataset).to_dict()}
-            training = data | position | {"history": self.history}
+            info = dataset_info(self.config.dataset)  # its name: a folder's resolved path, valid from anywhere
+            training = {"dataset": info.name, "dataset_info": info.to_dict()} | position | {"history": self.history}
             training |= {"scheduler": self.scheduler.state_dict(), "config": dataclasses.asdict(self.config)}
             save_checkpoint(
                 self.path, self.model, self.spec, optimizer=self.optimizer, save_rng=True, training=training
