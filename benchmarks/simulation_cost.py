@@ -2,7 +2,8 @@
 
 For each model, batch B and T: the time of one signed (and unsigned) SNN forward on B images, as a ratio
 to T × (QANN forward on B images), i.e. T dense passes, and to one QANN forward on T·B images (the same
-dense work in one call); the time per simulated step (does it grow with T?); and, when SpikingJelly
+dense work in one call); the time per simulated step (does it grow with T?); the integer network of the
+signed SNN (``fastsnn.integer``, 8-bit weights) against it; and, when SpikingJelly
 2.0.0 is installed, the same float network converted by SpikingJelly (``ann2snn.Converter``, max-rate
 recipe calibrated on random images: the cost does not depend on the thresholds) simulated in its
 single-step mode (a Python loop over T) and its multi-step mode, with fastsnn's speed-up over the
@@ -25,6 +26,7 @@ from torch.utils import benchmark
 from torch.utils.data import DataLoader, TensorDataset
 
 import fastsnn
+from fastsnn.integer import integerize
 from fastsnn.models import create_model
 from harness import SpikingJelly, environment, find_spikingjelly, write_json
 
@@ -65,6 +67,7 @@ def measure(case, T, batch, device, min_run_time, sj):
     qann = fastsnn.quantize(float_model, bits).eval()
     snn = fastsnn.convert(qann, signed=True, T=T)
     unsigned = fastsnn.convert(qann, signed=False, T=T)
+    integer = integerize(snn, input_shape=(channels, size, size)).to(device)
     x = torch.randn(batch, channels, size, size, device=device)
     x_folded = torch.randn(T * batch, channels, size, size, device=device)
     contenders = {
@@ -72,6 +75,7 @@ def measure(case, T, batch, device, min_run_time, sj):
         "qann_on_TxB": lambda: qann(x_folded),
         "snn_signed": lambda: snn(x),
         "snn_unsigned": lambda: unsigned(x),
+        "integer_snn": lambda: integer(x),
     }
     if sj is not None:
         contenders |= spikingjelly_contenders(float_model, x, T, sj, device)
@@ -88,6 +92,8 @@ def measure(case, T, batch, device, min_run_time, sj):
         "signed_vs_T_qann": ms["snn_signed"] / (T * ms["qann"]),
         "unsigned_vs_T_qann": ms["snn_unsigned"] / (T * ms["qann"]),
         "signed_vs_qann_on_TxB": ms["snn_signed"] / ms["qann_on_TxB"],
+        "integer_vs_signed": ms["integer_snn"] / ms["snn_signed"],
+        "integer_exact_in": str(integer.exact_dtype).removeprefix("torch."),
         "peak_memory_vs_qann_on_TxB": snn_memory / folded_memory if snn_memory else None,
     }
     if sj is not None:
@@ -106,7 +112,8 @@ def format_row(row: dict) -> str:
     )
     return (
         f"{row['model']:9} {row['batch']:>5} {row['T']:>3} {ms['snn_signed']:>10.1f} {row['snn_ms_per_step']:>9.1f} "
-        f"{row['signed_vs_T_qann']:>8.2f} {row['unsigned_vs_T_qann']:>9.2f} {row['signed_vs_qann_on_TxB']:>9.2f} {sj}"
+        f"{row['signed_vs_T_qann']:>8.2f} {row['unsigned_vs_T_qann']:>9.2f} {row['signed_vs_qann_on_TxB']:>9.2f} "
+        f"{row['integer_vs_signed']:>8.2f} {sj}"
     )
 
 
@@ -127,7 +134,7 @@ def main():
     setup = environment(device, spikingjelly=None if sj is None else sj.version)
     print(
         f"{'model':9} {'batch':>5} {'T':>3} {'SNN ms':>10} {'ms/step':>9} {'/(T·QANN)':>8} {'unsigned':>9} "
-        f"{'/QANN(TB)':>9} {'SJ single':>10} {'SJ multi':>10} {'speed-up':>9}"
+        f"{'/QANN(TB)':>9} {'int/SNN':>8} {'SJ single':>10} {'SJ multi':>10} {'speed-up':>9}"
     )
     rows = []
     for case in (case for case in CASES if case[0] in args.models):

@@ -20,6 +20,7 @@ SOURCE = Path(__file__).parents[1] / "src" / "fastsnn"
         "fastsnn.convert",
         "fastsnn.finetune",
         "fastsnn.analysis",
+        "fastsnn.integer",
         "fastsnn.models",
         "fastsnn.neuron",
         "fastsnn.tasks",
@@ -36,7 +37,7 @@ def test_a_bare_import_exposes_the_library_subpackages_without_the_application_l
     application = ("torchvision", "fastsnn.data", "fastsnn.workflows")
     probe = f"""
 import sys, fastsnn
-assert {{"analysis", "models", "tasks"}} <= set(dir(fastsnn))
+assert {{"analysis", "integer", "models", "tasks"}} <= set(dir(fastsnn))
 model = fastsnn.models.create_model("resnet8", num_classes=3, in_channels=1)
 task = fastsnn.tasks.create_task("detection", num_classes=3)
 assert callable(fastsnn.analysis.activity)

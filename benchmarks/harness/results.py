@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
-from fastsnn.workflows.atomic import write_json
+from fastsnn.atomic_file import write_json
 
 ABSENT = "(absent)"  # a setting the results file does not record
 

@@ -1,10 +1,10 @@
 """fastsnn: fast spiking neural networks by converting quantized ANNs (Fast-SNN, Hu et al., TPAMI 2023).
 
-The library (``quantize``, ``convert``, ``finetune``, ``analysis``, ``models``, ``neuron``, ``tasks``) imports
-neither the data layer nor torchvision; whole runs on files live in :mod:`fastsnn.workflows`. After a bare
-``import fastsnn``, ``fastsnn.models.list_models()`` works as in torchvision: ``models``, ``analysis`` and
-``tasks`` are imported on first use. ``fastsnn.convert`` and ``fastsnn.finetune`` name the functions (the
-subpackages' other names: ``from fastsnn.finetune import LayerReport``).
+The library (``quantize``, ``convert``, ``finetune``, ``analysis``, ``integer``, ``models``, ``neuron``,
+``tasks``) imports neither the data layer nor torchvision; whole runs on files live in :mod:`fastsnn.workflows`.
+After a bare ``import fastsnn``, ``fastsnn.models.list_models()`` works as in torchvision: ``models``,
+``analysis``, ``integer`` and ``tasks`` are imported on first use. ``fastsnn.convert`` and ``fastsnn.finetune``
+name the functions (the subpackages' other names: ``from fastsnn.finetune import LayerReport``).
 """
 
 import importlib
@@ -15,7 +15,7 @@ from .finetune import finetune
 from .neuron import IFNeuron
 from .quant import QuantReLU, quantize
 
-_LAZY_SUBPACKAGES = ("analysis", "models", "tasks")  # the others are imported above
+_LAZY_SUBPACKAGES = ("analysis", "integer", "models", "tasks")  # the others are imported above
 
 __all__ = ["FastSNNError", "IFNeuron", "QuantReLU", "SpikingNetwork", "convert", "finetune", "quantize"]
 __version__ = "0.1.0"

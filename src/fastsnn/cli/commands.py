@@ -39,7 +39,7 @@ def convert(args) -> int:
 
 def evaluate(args) -> int:
     from ..analysis import format_activity_summary, format_results
-    from ..workflows.atomic import write_json
+    from ..atomic_file import write_json
     from ..workflows.evaluate import EVALUATION_DATA, EvaluateConfig, evaluate_checkpoints
     from ..workflows.validation import check_paths
 
@@ -66,8 +66,23 @@ def evaluate(args) -> int:
     return 0
 
 
+def export(args) -> int:
+    from ..integer import IntegerConfig
+    from ..workflows.export import export_checkpoint
+    from ..workflows.validation import check_paths
+
+    check_paths(read={"checkpoint": args.checkpoint}, write={"--out": args.out})
+    config = config_from(IntegerConfig(), args)
+    net = export_checkpoint(args.checkpoint, args.out, config)
+    ops = net.graph["ops"]
+    neurons = sum(op["op"] == "neuron" for op in ops)
+    print(f"{args.out}: integer SNN, {len(ops)} ops ({neurons} neuron layers), T={net.T}, "
+          f"{config.weight_bits}-bit weights, {net.exact_dtype} arithmetic exact")  # fmt: skip
+    return 0
+
+
 def finetune(args) -> int:
-    from ..workflows.atomic import write_json
+    from ..atomic_file import write_json
     from ..workflows.data_config import TuningSplit
     from ..workflows.finetune import FINETUNE_DATA, finetune_checkpoint, format_reports
     from ..workflows.validation import check_paths

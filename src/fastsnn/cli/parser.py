@@ -6,6 +6,7 @@ from pathlib import Path
 from .. import __version__
 from ..convert import SimulationConfig
 from ..finetune import FinetuneConfig
+from ..integer import SUFFIX, IntegerConfig
 from ..workflows.analyze import ANALYSIS_DATA
 from ..workflows.data_config import TuningSplit
 from ..workflows.demo import DemoConfig
@@ -17,7 +18,9 @@ from . import commands
 from .options import add_options
 
 MODEL_FIELDS = ("model", "dataset", "bits", "weight_bits", "width", "stem")  # what `import` needs to rebuild a model
-CHECKPOINTS_HELP = "checkpoints of one network, any kinds: float ANN, QANN, SNN (converted or fine-tuned)"
+CHECKPOINTS_HELP = (
+    "checkpoints of one network, any kinds: float ANN, QANN, SNN (converted or fine-tuned), integer SNN (exported)"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,6 +70,12 @@ def _finetune(parser: argparse.ArgumentParser) -> None:
     _json(parser, "the per-correction report")
 
 
+def _export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="an SNN checkpoint (fastsnn convert / finetune) or a QANN's")
+    _output(parser, f"the integer network to write (name it *{SUFFIX})")
+    add_options(parser, IntegerConfig())
+
+
 def _evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoints", type=Path, nargs="+", help=CHECKPOINTS_HELP)
     add_options(parser, EvaluateConfig())
@@ -112,6 +121,8 @@ COMMANDS = [  # name, what runs it, help, its arguments
     ("train", commands.train, "train a float ANN and its quantized stages (float → 4 → 3 → 2 bits)", _train),
     ("convert", commands.convert, "convert a QANN checkpoint into an SNN checkpoint (with its QANN)", _convert),
     ("finetune", commands.finetune, "fine-tune an SNN checkpoint (or a QANN's SNN) on its data", _finetune),
+    ("export", commands.export, "an SNN checkpoint as an integer network file with its graph, for hardware "
+     "(NumPy reference: fastsnn.integer.reference)", _export),
     ("evaluate", commands.evaluate, "task metrics of checkpoints and their agreement with the QANN", _evaluate),
     ("analyze", commands.analyze, "per-layer conversion error and activity of SNNs against the QANN", _analyze),
     ("import", commands.import_weights, "turn a bare state dict (safetensors, trusted .pt) into a checkpoint", _import),

@@ -7,9 +7,9 @@ import torch
 
 from ..analysis import ActivityReport, ConversionErrors, activity, conversion_errors, plot_conversion_errors
 from ..analysis.activity_plot import plot_activity
+from ..atomic_file import atomic_path, write_json
 from ..convert import SimulationConfig, convert
 from ..errors import OptionError
-from .atomic import atomic_path, write_json
 from .data_config import DataConfig
 from .sources import dataset_of, default_device, read_compared, test_loader
 

@@ -27,8 +27,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ..atomic_file import atomic_path
 from ..errors import CheckpointError
-from .atomic import atomic_path
 from .model_spec import ModelSpec, spec_from_json
 
 FORMAT = "fastsnn-checkpoint-v1"

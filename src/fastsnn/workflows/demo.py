@@ -5,11 +5,11 @@ from pathlib import Path
 from typing import Literal
 
 from ..analysis import format_results
+from ..atomic_file import write_json
 from ..data import fetch_dataset
 from ..finetune import FinetuneConfig
 from ..options import Options, option
 from ..quant import levels
-from .atomic import write_json
 from .data_config import DataConfig, TuningSplit
 from .evaluate import EvaluateConfig, evaluate_checkpoints
 from .finetune import FINETUNE_DATA, finetune_checkpoint, format_reports

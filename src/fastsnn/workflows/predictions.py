@@ -9,13 +9,13 @@ import torch
 from torch import nn
 from torchvision.utils import draw_bounding_boxes
 
+from ..atomic_file import atomic_path
 from ..data.segmentation_sets import voc_palette
 from ..model_context import device_of, eval_mode
 from ..tasks import Task
 from ..tasks.boxes import objects_of
 from ..tasks.detection import REFERENCE_SCORE, detections_of
 from ..tasks.segmentation import IGNORE_INDEX
-from .atomic import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

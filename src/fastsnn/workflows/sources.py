@@ -11,8 +11,11 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 from ..convert import SimulationConfig, SpikingNetwork, convert
 from ..data import DatasetInfo, dataset_info, load_dataset
 from ..errors import CheckpointError, DataError, OptionError
+from ..integer import IntegerNetwork, is_integer_file
+from ..integer import load as load_integer
 from ..quant import QuantReLU, levels
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .model_spec import spec_from_json
 
 
 def kind_of(checkpoint: Checkpoint) -> str:
@@ -40,16 +43,36 @@ class Network:
         if self.kind != "SNN":
             return self.kind
         label = "SNN signed" if self.checkpoint.spec.snn["signed"] else "SNN unsigned"
+        if isinstance(self.model, IntegerNetwork):
+            label = f"integer {label} ({self.model.graph['weight_bits']}-bit weights)"
         finetuned = self.checkpoint.training.get("finetune")
         return f"{label} + fine-tuned ({finetuned['objective']})" if finetuned else label
 
 
 def load_network(path: str | Path, *, like: Checkpoint | None = None) -> Network:
-    """The model of the checkpoint at ``path``; with ``like``, it must be the same network (bit widths aside)."""
-    checkpoint = load_checkpoint(path)
+    """The model of the checkpoint (or exported integer network) at ``path``; with ``like``, it must be the same
+    network (bit widths aside)."""
+    if is_integer_file(path):
+        checkpoint, model = integer_checkpoint(path)
+    else:
+        checkpoint = load_checkpoint(path)
+        model = checkpoint.build_model()
     if like is not None:
         like.spec.check_same_network(checkpoint.spec, f"checkpoint {path}")
-    return Network(Path(path), checkpoint, checkpoint.build_model())
+    return Network(Path(path), checkpoint, model)
+
+
+def integer_checkpoint(path: str | Path) -> tuple[Checkpoint, IntegerNetwork]:
+    """The integer network in ``path`` (``fastsnn export``) and a record of the checkpoint it was exported from,
+    without tensors, so that the workflows treat it like an SNN checkpoint of that network."""
+    net = load_integer(path)
+    about = net.graph["about"]
+    try:
+        spec = spec_from_json(about["spec"])
+        training = dict(about["training"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} does not record the checkpoint it was exported from ({error})") from None
+    return Checkpoint(spec, {}, training, {}, None), net
 
 
 @dataclasses.dataclass
