@@ -201,3 +201,31 @@ def test_weights_that_do_not_fit_are_clipped_with_a_warning_naming_the_ops():
     with pytest.warns(UserWarning, match=r"weights clipped to ±1 at 2 bits \(stages.0.0.conv1: \d+"):
         net = integerize(snn, 2, input_shape=(1, 12, 12))
     assert max(int(t.abs().max()) for k, t in net.tensors().items() if k.endswith(".weight")) == 1
+
+
+class _Upsampling(nn.Module):
+    """conv-BN-ReLU, a 1x1 classifier, bilinear upsampling by ``factor`` (DeepLab's readout)."""
+
+    def __init__(self, factor: int):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6), nn.ReLU())
+        self.classifier = nn.Conv2d(6, 4, 1)
+        self.factor = factor
+
+    def forward(self, x):
+        logits = self.classifier(self.features(x))
+        return nn.functional.interpolate(logits, scale_factor=self.factor, mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 5])
+def test_bilinear_upsampling_by_any_whole_factor_is_exact(factor):
+    torch.manual_seed(factor)
+    snn = convert(quantize(_Upsampling(factor).eval(), 2))
+    net = integerize(snn, 16, input_shape=(1, 8, 8), input_bound=4.0)
+    images = torch.randn(3, 1, 8, 8)
+    outputs, values = net.run(images)
+    expected, _ = simulated_by_reference(net, images)
+    assert outputs.shape == (3, 4, 4 * factor, 4 * factor) and np.array_equal(outputs.numpy(), expected)
+    with fed_integer_spikes(snn, values, {}), torch.no_grad():
+        floats = snn.simulate(images)  # the float readout on the same spikes: the upsampling's scale is folded right
+    assert torch.allclose(outputs, floats, rtol=0, atol=1e-3 * float(floats.abs().max()))

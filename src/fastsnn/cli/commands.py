@@ -76,8 +76,9 @@ def export(args) -> int:
     net = export_checkpoint(args.checkpoint, args.out, config)
     ops = net.graph["ops"]
     neurons = sum(op["op"] == "neuron" for op in ops)
+    wide = len(net.float64_ops)
     print(f"{args.out}: integer SNN, {len(ops)} ops ({neurons} neuron layers), T={net.T}, "
-          f"{config.weight_bits}-bit weights, {net.exact_dtype} arithmetic exact")  # fmt: skip
+          f"{config.weight_bits}-bit weights; exact in float32 but for {wide} op(s) in float64")  # fmt: skip
     return 0
 
 

@@ -1,10 +1,13 @@
 """IntegerNetwork: runs an integer graph (the format of :mod:`fastsnn.integer.reference`) with torch.
 
-Integers are held in floating point, where torch has its fast convolutions: float32 while every value the graph
-can reach (each op's ``bound``, each neuron's ``membrane_bound``) stays below 2^24, where float32 represents
-every integer and every sum is exact in any order, float64 (exact below 2^53) otherwise. On CUDA always float64,
-since cuDNN may compute float32 convolutions in TF32. So this network gives the same integers as the NumPy
-reference, bit for bit; only the last multiplication by each output's scale is float32 arithmetic, the same in both.
+Integers are held in floating point, where torch has its fast convolutions, chosen per op: float32 where every
+value the op reads or reaches (its inputs' and its own ``bound``, a neuron's ``membrane_bound``) stays below 2^24,
+where float32 represents every integer and every sum is exact in any order; float64 (exact below 2^53) otherwise,
+typically the first layer, whose input is the finely quantized image. On CUDA always float64, since cuDNN may
+compute float32 convolutions in TF32. Linear layers and 1x1 convolutions of int8 weights on values within ±127
+(spikes) run as int8 matrix products on CPU (``torch._int_mm``, exact, faster: benchmarks/int8_conv.py). So this
+network gives the same integers as the NumPy reference, bit for bit; only the last multiplication by each output's
+scale is float32 arithmetic, the same in both.
 """
 
 import math
@@ -42,9 +45,14 @@ class IntegerNetwork(nn.Module):
         self._last_used_by = [
             [name for name, i in last_use.items() if i == index] for index in range(len(graph["ops"]))
         ]
-        self._converted: tuple = (None, [])  # (dtype, device) -> the tensors as that dtype, per op (see _fields)
-        reach = max(max(op["bound"], op["attrs"].get("membrane_bound", 0)) for op in graph["ops"])
-        self.exact_dtype = torch.float32 if reach < FLOAT32_EXACT else torch.float64
+        self._converted: tuple = (None, [])  # device -> each op's tensors in its dtype (see _fields)
+        bounds = {op["name"]: op["bound"] for op in graph["ops"]}
+        self._dtypes = [_exact_dtype(op, bounds) for op in graph["ops"]]  # on CPU
+        self._int8_products = {  # ops computed as exact int8 matrix products on CPU (see _int8_product)
+            index
+            for index, op in enumerate(graph["ops"])
+            if _int8_product_applies(op, tensors.get(f"{op['name']}.weight"), bounds)
+        }
         self._pools = nn.ModuleDict(
             {
                 str(index): SpikingMaxPool(_max_pool(op["attrs"]), graph["T"])
@@ -63,6 +71,11 @@ class IntegerNetwork(nn.Module):
         """Per-image shape the network is made for."""
         return tuple(self.graph["ops"][0]["shape"])
 
+    @property
+    def float64_ops(self) -> list[str]:
+        """The ops that run in float64 on CPU (their values may exceed float32's exact integers)."""
+        return [op["name"] for op, dtype in zip(self.graph["ops"], self._dtypes, strict=True) if dtype == torch.float64]
+
     def tensors(self) -> dict[str, torch.Tensor]:
         """The integer tensors by stored name (``"<op>.<field>"``)."""
         return {name: getattr(self, f"tensor{index}") for index, name in enumerate(self._names)}
@@ -74,7 +87,7 @@ class IntegerNetwork(nn.Module):
         SpikingNetwork's does (images are independent: chunks change no integer).
         """
         widest = max((self.T if op["timed"] else 1) * math.prod(op["shape"]) for op in self.graph["ops"])
-        chunk = max(1, CHUNK_BYTES // (2 * widest * self.exact_dtype.itemsize))
+        chunk = max(1, CHUNK_BYTES // (2 * widest * 4))
         return join_batches([self.run(part, record=False)[0] for part in x.split(chunk)])
 
     @torch.no_grad()
@@ -87,11 +100,11 @@ class IntegerNetwork(nn.Module):
         """
         if tuple(x.shape[1:]) != self.input_shape or x.dim() != len(self.input_shape) + 1:
             raise ValueError(f"the integer network takes images [B, {list(self.input_shape)}], got {list(x.shape)}")
-        dtype = self.exact_dtype if x.device.type == "cpu" else torch.float64
+        dtypes = self._dtypes if x.device.type == "cpu" else [torch.float64] * len(self._dtypes)
         values: dict[str, torch.Tensor] = {}
-        for index, (op, fields) in enumerate(zip(self.graph["ops"], self._fields(dtype), strict=True)):
-            inputs = [values[name] for name in op["inputs"]]
-            values[op["name"]] = self._op(index, op, inputs, fields, x, dtype)
+        for index, (op, fields) in enumerate(zip(self.graph["ops"], self._fields(x.device), strict=True)):
+            inputs = [values[name].to(dtypes[index]) for name in op["inputs"]]
+            values[op["name"]] = self._op(index, op, inputs, fields, x, dtypes[index])
             if not record:
                 for name in self._last_used_by[index]:
                     del values[name]
@@ -100,17 +113,19 @@ class IntegerNetwork(nn.Module):
         result = outputs[0] if structure == "tensor" else (tuple(outputs) if structure == "tuple" else outputs)
         return result, values
 
-    def _fields(self, dtype: torch.dtype) -> list[dict[str, torch.Tensor]]:
-        """Each op's tensors by field, as integer-valued ``dtype`` (converted once per dtype and device)."""
-        tensors = self.tensors()
-        key = (dtype, next(iter(tensors.values())).device if tensors else None)
-        if self._converted[0] != key:
+    def _fields(self, device: torch.device) -> list[dict[str, torch.Tensor]]:
+        """Each op's tensors by field, integer-valued in the op's dtype (converted once per device), and the int8
+        weight matrix of the ops that run as int8 matrix products."""
+        if self._converted[0] != device:
+            cpu = device.type == "cpu"
             fields = [{} for _ in self.graph["ops"]]
             index = {op["name"]: i for i, op in enumerate(self.graph["ops"])}
-            for name, tensor in tensors.items():
+            for name, tensor in self.tensors().items():
                 op, field = name.rsplit(".", 1)
-                fields[index[op]][field] = tensor.to(dtype)
-            self._converted = (key, fields)
+                fields[index[op]][field] = tensor.to(device, self._dtypes[index[op]] if cpu else torch.float64)
+                if field == "weight" and cpu and index[op] in self._int8_products:
+                    fields[index[op]]["int8_matrix"] = tensor.reshape(len(tensor), -1).t().contiguous().to(device)
+            self._converted = (device, fields)
         return self._converted[1]
 
     def _op(self, index: int, op: dict, inputs: list[torch.Tensor], fields: dict, x: torch.Tensor, dtype):
@@ -141,6 +156,8 @@ class IntegerNetwork(nn.Module):
 
     def _layer(self, index: int, kind: str, attrs: dict, fields: dict, images: torch.Tensor) -> torch.Tensor:
         """The ops that act on each image alone: ``[N, ...] -> [N, ...]``."""
+        if "int8_matrix" in fields:
+            return _int8_product(images, fields, attrs.get("stride", (1, 1)))
         if kind == "conv2d":
             return F.conv2d(images, fields["weight"], fields["bias"], attrs["stride"], attrs["padding"],
                             attrs["dilation"], attrs["groups"])  # fmt: skip
@@ -152,13 +169,55 @@ class IntegerNetwork(nn.Module):
             return sums * fields["multiplier"]
         if kind == "pixel_unshuffle":
             return F.pixel_unshuffle(images, attrs["factor"])
-        if kind == "upsample_bilinear":  # float64 interpolation of integers, exact to far below 1/2, then rounded
-            factor = attrs["factor"]
-            scaled = F.interpolate(images.double(), scale_factor=factor, mode="bilinear", align_corners=False)
-            return torch.round(scaled * (2 * factor) ** 2).to(images.dtype)
+        if kind == "upsample_bilinear":
+            return _upsampled(images, attrs["factor"])
         if kind == "max_pool":
             return self._pools[str(index)](images)
         raise ValueError(f"unknown op kind {kind!r}")
+
+
+def _exact_dtype(op: dict, bounds: dict[str, int]) -> torch.dtype:
+    """float32 if every integer ``op`` reads or computes is below 2^24, else float64 (the output op sums its steps in
+    float64 anyway)."""
+    reach = max([bounds[name] for name in op["inputs"]] + [op["attrs"].get("membrane_bound", 0)])
+    if op["op"] != "output":
+        reach = max(reach, op["bound"])
+    return torch.float32 if reach < FLOAT32_EXACT else torch.float64
+
+
+def _int8_product_applies(op: dict, weight: torch.Tensor | None, bounds: dict[str, int]) -> bool:
+    """Whether ``op`` is a linear layer or a 1x1 convolution (no padding, groups) of int8 ``weight`` on values
+    within ±127: then it is an int8 matrix product."""
+    if weight is None or weight.dtype != torch.int8 or any(bounds[name] > 127 for name in op["inputs"]):
+        return False
+    attrs = op["attrs"]
+    return op["op"] == "linear" or (
+        op["op"] == "conv2d" and weight.shape[2:] == (1, 1) and attrs["padding"] == [0, 0] and attrs["groups"] == 1
+    )
+
+
+def _int8_product(images: torch.Tensor, fields: dict, stride) -> torch.Tensor:
+    """A linear layer or 1x1 convolution as ``torch._int_mm`` (int8 x int8 -> int32, exact), measured faster than
+    float32 convolution on CPU for 1x1 convolutions (benchmarks/int8_conv.py); 3x3 ones would need im2col, slower.
+    ``images``: ``[N, I]`` or ``[N, C, H, W]`` integer-valued."""
+    if images.dim() == 2:
+        return torch._int_mm(images.to(torch.int8), fields["int8_matrix"]).to(images.dtype) + fields["bias"]
+    images = images[:, :, :: stride[0], :: stride[1]]
+    n, c, h, w = images.shape
+    rows = images.to(torch.int8).permute(0, 2, 3, 1).reshape(-1, c)
+    products = torch._int_mm(rows, fields["int8_matrix"]).to(images.dtype) + fields["bias"]  # [N*H*W, O]
+    return products.reshape(n, h, w, -1).permute(0, 3, 1, 2).contiguous()
+
+
+def _upsampled(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """Bilinear upsampling by ``factor`` times (2·factor)², exact: for a power of two the weights are dyadic, and every
+    product and sum is exact in the network's dtype (the op's bound is within it); otherwise interpolated in float64,
+    off by far less than 1/2, and rounded."""
+    weight = (2 * factor) ** 2
+    if factor & (factor - 1) == 0:
+        return F.interpolate(images, scale_factor=factor, mode="bilinear", align_corners=False) * weight
+    scaled = F.interpolate(images.double(), scale_factor=factor, mode="bilinear", align_corners=False)
+    return torch.round(scaled * weight).to(images.dtype)
 
 
 def _per_image(value: torch.Tensor, layer) -> torch.Tensor:
