@@ -4,9 +4,12 @@ For each run of a demo (``fastsnn demo``: classification, segmentation, detectio
 exported with ``fastsnn export`` at each ``--weight-bits`` and evaluated on the whole test set, in one pass
 with the QANN and the float SNN: the task metric of each, the agreement of each integer SNN with the float
 SNN and with the QANN (images; pixels for segmentation), the share of test predictions the integer SNN
-changes against the float SNN (the aim: at most 0.5 % at 8 bits), synaptic operations per image (the
-integer network's count by the rule of ``fastsnn.analysis.activity``, and activity's count of the float SNN),
-the file size, and the time of one pass over the test set against the float SNN's.
+changes against the float SNN (the aim: at most 0.5 % at 8 bits), synaptic operations per image
+(``fastsnn.integer.activity.integer_activity``: the rules of ``fastsnn.analysis.activity``, which counts the float
+SNN's),
+the file size, and the time of one pass over the test set against the float SNN's. For scale, rows of the float
+SNN with its weights multiplied by 1 + ε·N(0, 1) (``--noise``): how far a perturbation of rounding's size moves
+the predictions of the float network itself.
 
     fastsnn demo && fastsnn demo --task segmentation && fastsnn demo --task detection   # the runs
     python benchmarks/integer_cost.py             # records benchmarks/results/integer_cost.json and .md
@@ -14,15 +17,17 @@ the file size, and the time of one pass over the test set against the float SNN'
 
 import argparse
 import time
+from copy import deepcopy
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from fastsnn.analysis import activity
 from fastsnn.convert import SimulationConfig
 from fastsnn.integer import IntegerConfig
-from fastsnn.integer.activity import synaptic_operations
+from fastsnn.integer.activity import integer_activity
 from fastsnn.workflows.export import export_checkpoint
 from fastsnn.workflows.sources import dataset_of, spiking_pair, test_loader
 from harness import environment, write_json
@@ -45,7 +50,18 @@ def timed_predictions(model, loader, task) -> tuple[list[torch.Tensor], float]:
     return predictions, seconds
 
 
-def measure_run(run: Path, weight_bits: list[int], out: Path) -> list[dict]:
+def perturbed(snn, size: float):
+    """A copy of ``snn`` whose conv and linear weights are multiplied by 1 + size·N(0, 1) (seeded)."""
+    generator = torch.Generator().manual_seed(0)
+    copy = deepcopy(snn)
+    with torch.no_grad():
+        for module in copy.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.weight.mul_(1 + size * torch.randn(module.weight.shape, generator=generator))
+    return copy
+
+
+def measure_run(run: Path, weight_bits: list[int], noise: list[float], out: Path) -> list[dict]:
     path = run / SNN_FILE
     checkpoint, snn, qann = spiking_pair(path, SimulationConfig())
     task, dataset = checkpoint.spec.task, dataset_of(checkpoint, path, None)
@@ -53,6 +69,8 @@ def measure_run(run: Path, weight_bits: list[int], out: Path) -> list[dict]:
     snn.eval()
     qann.eval()
     models = {"QANN": qann, "float SNN": snn}
+    for size in noise:  # how much a float perturbation of rounding's size moves the predictions
+        models[f"float SNN, weights x (1 + {size:g} N(0, 1))"] = perturbed(snn, size)
     files = {}
     for bits in weight_bits:
         files[bits] = out / f"{run.name}-w{bits}.isnn.safetensors"
@@ -89,7 +107,7 @@ def measure_run(run: Path, weight_bits: list[int], out: Path) -> list[dict]:
             "file_bytes": None,
         }
         if bits is not None:
-            row["sops_per_image"] = sum(synaptic_operations(models[name], sample).values())
+            row["sops_per_image"] = integer_activity(models[name], [sample]).total.sops
             row["file_bytes"] = files[bits].stat().st_size
         rows.append(row)
     return rows
@@ -114,7 +132,8 @@ def markdown(rows: list[dict]) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, nargs="+", default=[Path(run) for run in RUNS])
-    parser.add_argument("--weight-bits", type=int, nargs="+", default=[8, 6, 4])
+    parser.add_argument("--weight-bits", type=int, nargs="+", default=[8, 6, 4, 16])
+    parser.add_argument("--noise", type=float, nargs="*", default=[1e-5, 1e-4], help="relative weight noise rows")
     parser.add_argument("--files", type=Path, default=Path("benchmarks/runs/integer"), help="exported files")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "integer_cost.json")
     args = parser.parse_args()
@@ -123,7 +142,7 @@ def main():
         raise SystemExit(f"missing {', '.join(missing)}: run the demos first (see the docstring)")
     rows = []
     for run in args.runs:
-        rows += measure_run(run, args.weight_bits, args.files)
+        rows += measure_run(run, args.weight_bits, args.noise, args.files)
         write_json(args.out, {"environment": environment(torch.device("cpu")), "rows": rows})
     args.out.with_suffix(".md").write_text(markdown(rows))
     print(markdown(rows))

@@ -93,7 +93,7 @@ def measure(case, T, batch, device, min_run_time, sj):
         "unsigned_vs_T_qann": ms["snn_unsigned"] / (T * ms["qann"]),
         "signed_vs_qann_on_TxB": ms["snn_signed"] / ms["qann_on_TxB"],
         "integer_vs_signed": ms["integer_snn"] / ms["snn_signed"],
-        "integer_float64_ops": integer.float64_ops,
+        "integer_wide_ops": integer.wide_ops,
         "peak_memory_vs_qann_on_TxB": snn_memory / folded_memory if snn_memory else None,
     }
     if sj is not None:

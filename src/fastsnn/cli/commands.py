@@ -76,9 +76,9 @@ def export(args) -> int:
     net = export_checkpoint(args.checkpoint, args.out, config)
     ops = net.graph["ops"]
     neurons = sum(op["op"] == "neuron" for op in ops)
-    wide = len(net.float64_ops)
+    wide = len(net.wide_ops)
     print(f"{args.out}: integer SNN, {len(ops)} ops ({neurons} neuron layers), T={net.T}, "
-          f"{config.weight_bits}-bit weights; exact in float32 but for {wide} op(s) in float64")  # fmt: skip
+          f"{config.weight_bits}-bit weights; exact in float32 but for {wide} op(s) in float64 or int32")  # fmt: skip
     return 0
 
 

@@ -1,13 +1,13 @@
 """IntegerNetwork: runs an integer graph (the format of :mod:`fastsnn.integer.reference`) with torch.
 
-Integers are held in floating point, where torch has its fast convolutions, chosen per op: float32 where every
-value the op reads or reaches (its inputs' and its own ``bound``, a neuron's ``membrane_bound``) stays below 2^24,
-where float32 represents every integer and every sum is exact in any order; float64 (exact below 2^53) otherwise,
-typically the first layer, whose input is the finely quantized image. On CUDA always float64, since cuDNN may
-compute float32 convolutions in TF32. Linear layers and 1x1 convolutions of int8 weights on values within ±127
-(spikes) run as int8 matrix products on CPU (``torch._int_mm``, exact, faster: benchmarks/int8_conv.py). So this
-network gives the same integers as the NumPy reference, bit for bit; only the last multiplication by each output's
-scale is float32 arithmetic, the same in both.
+Integers are held in floating point, where torch has its fast convolutions, in a dtype chosen per op: float32 where
+every value the op reads or reaches (its inputs' and its own ``bound``, a neuron's ``membrane_bound``) stays below
+2^24, where float32 represents every integer and every sum is exact in any order; otherwise int32 for a neuron and
+float64 (exact below 2^53) for the others: typically the first layer, whose input is the finely quantized image.
+On CUDA always float64, since cuDNN may compute float32 convolutions in TF32. Linear layers and 1x1 convolutions
+of int8 weights on values within ±127 (spikes) run as int8 matrix products on CPU (``torch._int_mm``: exact, and
+faster, benchmarks/int8_conv.py). So this network gives the same integers as the NumPy reference, bit for bit; only
+the last multiplication by each output's scale is float32 arithmetic, the same in both.
 """
 
 import math
@@ -72,9 +72,9 @@ class IntegerNetwork(nn.Module):
         return tuple(self.graph["ops"][0]["shape"])
 
     @property
-    def float64_ops(self) -> list[str]:
-        """The ops that run in float64 on CPU (their values may exceed float32's exact integers)."""
-        return [op["name"] for op, dtype in zip(self.graph["ops"], self._dtypes, strict=True) if dtype == torch.float64]
+    def wide_ops(self) -> list[str]:
+        """The ops that run in float64 or int32 on CPU (their values may exceed float32's exact integers)."""
+        return [op["name"] for op, dtype in zip(self.graph["ops"], self._dtypes, strict=True) if dtype != torch.float32]
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The integer tensors by stored name (``"<op>.<field>"``)."""
@@ -114,17 +114,23 @@ class IntegerNetwork(nn.Module):
         return result, values
 
     def _fields(self, device: torch.device) -> list[dict[str, torch.Tensor]]:
-        """Each op's tensors by field, integer-valued in the op's dtype (converted once per device), and the int8
-        weight matrix of the ops that run as int8 matrix products."""
+        """Each op's tensors by field, integer-valued in the op's dtype (converted once per device); per-channel
+        tensors of elementwise ops (thresholds, shortcut factors and biases) spread over the op's whole shape, so
+        that those ops run as one flat loop per image rather than one per row; and the int8 weight matrix of the
+        ops that run as int8 matrix products."""
         if self._converted[0] != device:
             cpu = device.type == "cpu"
-            fields = [{} for _ in self.graph["ops"]]
-            index = {op["name"]: i for i, op in enumerate(self.graph["ops"])}
+            ops = self.graph["ops"]
+            fields = [{} for _ in ops]
+            index = {op["name"]: i for i, op in enumerate(ops)}
             for name, tensor in self.tensors().items():
-                op, field = name.rsplit(".", 1)
-                fields[index[op]][field] = tensor.to(device, self._dtypes[index[op]] if cpu else torch.float64)
-                if field == "weight" and cpu and index[op] in self._int8_products:
-                    fields[index[op]]["int8_matrix"] = tensor.reshape(len(tensor), -1).t().contiguous().to(device)
+                at, field = name.rsplit(".", 1)
+                op, values = ops[index[at]], tensor.to(device, self._dtypes[index[at]] if cpu else torch.float64)
+                if op["op"] in ("neuron", "scale"):
+                    values = _per_channel(values, len(op["shape"])).expand(op["shape"]).contiguous()
+                fields[index[at]][field] = values
+                if field == "weight" and cpu and index[at] in self._int8_products:
+                    fields[index[at]]["int8_matrix"] = tensor.reshape(len(tensor), -1).t().contiguous().to(device)
             self._converted = (device, fields)
         return self._converted[1]
 
@@ -145,13 +151,11 @@ class IntegerNetwork(nn.Module):
         if kind == "flatten":
             return inputs[0].flatten(2)
         if kind == "scale":
-            rank = inputs[0].dim() - 2
-            return inputs[0] * _per_channel(fields["factor"], rank) + _per_channel(fields["bias"], rank)
+            return torch.addcmul(fields["bias"], inputs[0], fields["factor"])
         if kind == "neuron":
             current = inputs[0]
             by_time = repeat_over_time(current[0], self.T) if current.shape[0] == 1 else current
-            threshold = _per_channel(fields["threshold"], current.dim() - 2)
-            return if_scan(by_time, threshold, signed=attrs["signed"])
+            return if_scan(by_time, fields["threshold"], signed=attrs["signed"])
         return _per_image(inputs[0], lambda images: self._layer(index, kind, attrs, fields, images))
 
     def _layer(self, index: int, kind: str, attrs: dict, fields: dict, images: torch.Tensor) -> torch.Tensor:
@@ -177,12 +181,14 @@ class IntegerNetwork(nn.Module):
 
 
 def _exact_dtype(op: dict, bounds: dict[str, int]) -> torch.dtype:
-    """float32 if every integer ``op`` reads or computes is below 2^24, else float64 (the output op sums its steps in
-    float64 anyway)."""
+    """float32 if every integer ``op`` reads or computes is below 2^24; else int32 for a neuron (its scan needs no
+    convolution, and int32 is as fast), float64 for the others (the output op sums its steps in float64 anyway)."""
     reach = max([bounds[name] for name in op["inputs"]] + [op["attrs"].get("membrane_bound", 0)])
     if op["op"] != "output":
         reach = max(reach, op["bound"])
-    return torch.float32 if reach < FLOAT32_EXACT else torch.float64
+    if reach < FLOAT32_EXACT:
+        return torch.float32
+    return torch.int32 if op["op"] == "neuron" else torch.float64
 
 
 def _int8_product_applies(op: dict, weight: torch.Tensor | None, bounds: dict[str, int]) -> bool:

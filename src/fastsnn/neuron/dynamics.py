@@ -24,13 +24,14 @@ def if_scan(
         signed: use the signed IF neuron.
         initial_membrane: v0 as a fraction of θ; only 0.5 gives the rounding-half-up equivalence.
     Returns:
-        spikes ``[T, B, ...]`` with values in {0, 1} (or {−1, 0, 1} if signed), dtype of ``current``.
+        spikes ``[T, B, ...]`` with values in {0, 1} (or {−1, 0, 1} if signed), dtype of ``current``, which may be
+        an integer dtype (for integer currents and an even threshold: exact, as the integer network runs it).
     """
     # In-place updates of a few preallocated buffers: the scan is memory-bound, and this runs
     # about 2x (unsigned) to 3x (signed) faster than the out-of-place form on CPU.
     current = current.detach()
     threshold = torch.as_tensor(threshold, dtype=current.dtype, device=current.device)
-    membrane = (threshold * initial_membrane).expand_as(current[0]).clone()
+    membrane = (threshold * initial_membrane).to(current.dtype).expand_as(current[0]).clone()  # integer dtypes too
     spikes = torch.empty_like(current)
     if signed:
         net_count = torch.zeros_like(current[0])

@@ -11,6 +11,8 @@ from ..analysis import activity, compare_models, conversion_models
 from ..convert import convert_rate_norm
 from ..data import dataset_info, load_dataset
 from ..errors import OptionError
+from ..integer import IntegerNetwork
+from ..integer.activity import integer_activity
 from ..options import Options, option
 from .data_config import DataConfig
 from .predictions import save_predictions as save_predictions_as_png
@@ -102,7 +104,7 @@ def evaluate_checkpoints(
     if config.activity is not None:
         measured = DataLoader(first(loader.dataset, config.activity), batch_size=data.batch_size)
         results["activity"] = [
-            {**activity(model, measured).to_dict(), "model": name, "T": T}  # T None for an ANN, as in the rows
+            {**_activity(model, measured).to_dict(), "model": name, "T": T}  # T None for an ANN, as in the rows
             for (name, T), model in models.items()
             if name != "float ANN"
         ]
@@ -115,6 +117,11 @@ def evaluate_checkpoints(
         **({"anchors": anchors} if anchors is not None else {}),
         **results,
     }
+
+
+def _activity(model, batches):
+    """:func:`fastsnn.analysis.activity`, or its integer network twin for an exported file: the same rows."""
+    return integer_activity(model, batches) if isinstance(model, IntegerNetwork) else activity(model, batches)
 
 
 def _draw(models: dict, test_set, task, info, folder, count: int) -> None:
