@@ -140,8 +140,9 @@ class IntegerNetwork(nn.Module):
             limit = 2 ** (attrs["bits"] - 1) - 1
             scale = torch.tensor(attrs["scale"], dtype=torch.float32, device=x.device)
             return torch.floor(x.to(torch.float32) / scale + 0.5).clamp(-limit, limit).to(dtype).unsqueeze(0)
-        if kind == "output":
-            total = inputs[0].to(torch.float64).sum(0).to(torch.float32)
+        if kind == "output":  # the sum over the steps is exact in float32 below 2^24, else summed in float64
+            wide = torch.float32 if op["bound"] < FLOAT32_EXACT else torch.float64
+            total = inputs[0].to(wide).sum(0).to(torch.float32)
             return total * _per_channel(fields["scale"].to(torch.float32), total.dim() - 1)
         if kind == "add":
             return inputs[0] + inputs[1]
@@ -220,8 +221,8 @@ def _upsampled(images: torch.Tensor, factor: int) -> torch.Tensor:
     product and sum is exact in the network's dtype (the op's bound is within it); otherwise interpolated in float64,
     off by far less than 1/2, and rounded."""
     weight = (2 * factor) ** 2
-    if factor & (factor - 1) == 0:
-        return F.interpolate(images, scale_factor=factor, mode="bilinear", align_corners=False) * weight
+    if factor & (factor - 1) == 0:  # scaled before: the input is factor² times smaller than the output
+        return F.interpolate(images * weight, scale_factor=factor, mode="bilinear", align_corners=False)
     scaled = F.interpolate(images.double(), scale_factor=factor, mode="bilinear", align_corners=False)
     return torch.round(scaled * weight).to(images.dtype)
 
