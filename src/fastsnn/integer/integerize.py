@@ -264,33 +264,16 @@ class _Walk:
     def _max_pool(self, path: str, pool: nn.Module, source: IntegerValue, shape) -> IntegerValue:
         if not source.timed:
             raise ConversionError(f"cannot integerize {path}: a max-pool of values that do not change over time")
-        if isinstance(pool, nn.AdaptiveMaxPool2d):
-            attrs = {**_adaptive_window(path, source.shape, shape), "padding": [0, 0], "dilation": [1, 1]}
-            attrs["ceil_mode"] = False
-        else:
-            attrs = {
-                "kernel": _pair(pool.kernel_size),
-                "stride": _pair(pool.stride or pool.kernel_size),
-                "padding": _pair(pool.padding),
-                "dilation": _pair(pool.dilation),
-                "ceil_mode": bool(pool.ceil_mode),
-            }
+        attrs = {**_window(path, pool, source.shape, shape), "dilation": _pair(getattr(pool, "dilation", 1))}
         return self._move(path, "max_pool", [source], source.unit, shape, source.bound, attrs)
 
     def _sum_pool(self, path: str, pool: nn.Module, source: IntegerValue, shape) -> IntegerValue:
         """An average pool as window sums times integer multipliers per position: windows cut by ceil mode or
         padding have other divisors, and ``multiplier = D / divisor`` (D their least common multiple) brings
         them all to D, which folds into the unit."""
+        attrs = _window(path, pool, source.shape, shape)
         if isinstance(pool, nn.AdaptiveAvgPool2d):
-            attrs = {**_adaptive_window(path, source.shape, shape), "padding": [0, 0], "ceil_mode": False}
             pool = nn.AvgPool2d(attrs["kernel"], attrs["stride"])
-        else:
-            attrs = {
-                "kernel": _pair(pool.kernel_size),
-                "stride": _pair(pool.stride or pool.kernel_size),
-                "padding": _pair(pool.padding),
-                "ceil_mode": bool(pool.ceil_mode),
-            }
         ones = torch.ones(1, 1, *source.shape[1:], dtype=torch.float64)
         sums = F.avg_pool2d(ones, attrs["kernel"], attrs["stride"], attrs["padding"], attrs["ceil_mode"],
                             divisor_override=1)  # fmt: skip
@@ -375,6 +358,18 @@ def _explicit_padding(path: str, conv: nn.Conv2d) -> list[int]:
             raise ConversionError(f"cannot integerize {path}: padding='same' with an even kernel pads unevenly")
         return [t // 2 for t in total]
     return _pair(conv.padding)
+
+
+def _window(path: str, pool: nn.Module, in_shape, out_shape) -> dict:
+    """Kernel, stride, padding and ceil mode of a 2-d pool; an adaptive one's windows must all be alike."""
+    if isinstance(pool, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+        return {**_adaptive_window(path, in_shape, out_shape), "padding": [0, 0], "ceil_mode": False}
+    return {
+        "kernel": _pair(pool.kernel_size),
+        "stride": _pair(pool.stride or pool.kernel_size),
+        "padding": _pair(pool.padding),
+        "ceil_mode": bool(pool.ceil_mode),
+    }
 
 
 def _adaptive_window(path: str, in_shape, out_shape) -> dict:
