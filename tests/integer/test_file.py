@@ -94,3 +94,15 @@ def test_a_failed_export_writes_nothing(trained, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["export", str(out / "q2.safetensors"), "--out", str(target), "--weight-bits", "1"])
     assert exit_info.value.code == 2 and "--weight-bits" in capsys.readouterr().err and not target.exists()
+
+
+def test_commands_that_need_a_float_network_refuse_an_exported_file_naming_it(trained, tmp_path, capsys):
+    root, out = trained
+    exported = tmp_path / "q2.isnn.safetensors"
+    assert main(["export", str(out / "q2.safetensors"), "--out", str(exported)]) == 0
+    capsys.readouterr()
+    assert main(["finetune", str(exported), "--out", str(tmp_path / "tuned.safetensors"), "--data-root", str(root)]) == 2
+    assert f"{exported} is an exported integer network" in capsys.readouterr().err
+    assert main(["analyze", str(out / "q2.safetensors"), str(exported), "--data-root", str(root)]) == 2
+    assert "checkpoints include an exported integer network" in capsys.readouterr().err
+    assert not (tmp_path / "tuned.safetensors").exists()

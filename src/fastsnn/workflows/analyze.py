@@ -10,6 +10,7 @@ from ..analysis.activity_plot import plot_activity
 from ..atomic_file import atomic_path, write_json
 from ..convert import SimulationConfig, convert
 from ..errors import OptionError
+from ..integer import IntegerNetwork
 from .data_config import DataConfig
 from .sources import dataset_of, default_device, read_compared, test_loader
 
@@ -33,6 +34,12 @@ def analyze_checkpoints(
     """
     device = device or default_device()
     compared = read_compared(paths)
+    exported = [label for label, snn in compared.snns.items() if isinstance(snn, IntegerNetwork)]
+    if exported:
+        raise OptionError(
+            "checkpoints", f"include an exported integer network ({', '.join(exported)}), whose per-layer error is "
+            "measured on the float SNN it came from; `fastsnn evaluate --activity` takes the exported file"
+        )  # fmt: skip
     if compared.qann is None:
         raise OptionError("checkpoints", "name no QANN and no SNN checkpoint; the conversion error needs one")
     qann = compared.qann.to(device)

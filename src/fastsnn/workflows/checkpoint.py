@@ -29,6 +29,7 @@ from torch import nn
 
 from ..atomic_file import atomic_path
 from ..errors import CheckpointError
+from ..integer.reference import GRAPH_KEY as INTEGER_GRAPH_KEY
 from .model_spec import ModelSpec, spec_from_json
 
 FORMAT = "fastsnn-checkpoint-v1"
@@ -116,6 +117,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if path.suffix.lower() in PICKLE_SUFFIXES or _is_pickle_archive(path):
         raise CheckpointError(_PICKLE_REFUSAL.format(path=path))
     metadata, tensors = _read_safetensors(path)
+    if INTEGER_GRAPH_KEY in metadata:
+        raise CheckpointError(
+            f"{path} is an exported integer network (fastsnn export): it is evaluated, not trained, converted or "
+            "fine-tuned; pass the checkpoint it was exported from"
+        )
     if metadata.get("format") != FORMAT:
         raise CheckpointError(
             f"{path} is not a fastsnn checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})"

@@ -1,4 +1,4 @@
-"""``fastsnn export``: an SNN (or QANN) checkpoint as an integer spiking network file, and reading one back."""
+"""``fastsnn export``: an SNN (or QANN) checkpoint as an integer spiking network file (read back by ``sources``)."""
 
 import dataclasses
 from pathlib import Path
