@@ -101,8 +101,9 @@ def test_commands_that_need_a_float_network_refuse_an_exported_file_naming_it(tr
     exported = tmp_path / "q2.isnn.safetensors"
     assert main(["export", str(out / "q2.safetensors"), "--out", str(exported)]) == 0
     capsys.readouterr()
-    assert main(["finetune", str(exported), "--out", str(tmp_path / "tuned.safetensors"), "--data-root", str(root)]) == 2
+    tuned = tmp_path / "tuned.safetensors"
+    assert main(["finetune", str(exported), "--out", str(tuned), "--data-root", str(root)]) == 2
     assert f"{exported} is an exported integer network" in capsys.readouterr().err
     assert main(["analyze", str(out / "q2.safetensors"), str(exported), "--data-root", str(root)]) == 2
     assert "checkpoints include an exported integer network" in capsys.readouterr().err
-    assert not (tmp_path / "tuned.safetensors").exists()
+    assert not tuned.exists()
