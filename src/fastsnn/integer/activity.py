@@ -51,6 +51,7 @@ def _counts(net: IntegerNetwork, values: dict[str, torch.Tensor]) -> dict[str, d
     """Sums over the batch: per neuron op its spikes, per synaptic op its SOPs or MACs and ANN MACs."""
     events: dict[str, torch.Tensor] = {}  # op name -> event counts [S, B, ...] of a value made of spikes
     counts: dict[str, dict] = {}
+    kernels = {name.removesuffix(".weight"): t.shape for name, t in net.tensors().items() if name.endswith(".weight")}
     for op in net.graph["ops"]:
         kind, attrs, name, value = op["op"], op["attrs"], op["name"], values[op["name"]]
         if kind == "neuron":
@@ -61,7 +62,7 @@ def _counts(net: IntegerNetwork, values: dict[str, torch.Tensor]) -> dict[str, d
         fed_by_spikes = bool(inputs) and all(counted is not None for counted in inputs)
         source = values[op["inputs"][0]] if op["inputs"] else None
         if kind in SYNAPTIC:
-            dense = _dense_macs(net, op, source)
+            dense = _dense_macs(op, kernels.get(name), source)
             counts[name] = {"sops": 0.0, "macs": 0.0, "ann_macs": dense * source.shape[1]}
             if not fed_by_spikes:
                 counts[name]["macs"] = dense * source.shape[1] * source.shape[0]
@@ -69,7 +70,7 @@ def _counts(net: IntegerNetwork, values: dict[str, torch.Tensor]) -> dict[str, d
             continue
         spikes = inputs[0].flatten(0, 1).double()
         if kind == "conv2d":
-            ones = torch.ones(net.tensors()[f"{name}.weight"].shape, dtype=spikes.dtype, device=spikes.device)
+            ones = torch.ones(kernels[name], dtype=spikes.dtype, device=spikes.device)
             options = (attrs["stride"], attrs["padding"], attrs["dilation"], attrs["groups"])
             reached = F.conv2d(spikes, ones, None, *options)
             counts[name]["sops"] = float(reached.sum())
@@ -89,15 +90,14 @@ def _counts(net: IntegerNetwork, values: dict[str, torch.Tensor]) -> dict[str, d
     return counts
 
 
-def _dense_macs(net: IntegerNetwork, op: dict, source: torch.Tensor) -> float:
-    """MACs of ``op`` for one image at one step, in closed form."""
+def _dense_macs(op: dict, weight_shape: torch.Size | None, source: torch.Tensor) -> float:
+    """MACs of ``op`` (of weights shaped ``weight_shape``) for one image at one step, in closed form."""
     if op["op"] == "linear":
         return op["shape"][0] * source.shape[-1]
     if op["op"] == "sum_pool":
         one_image = torch.ones_like(source[:1, :1].flatten(0, 1), dtype=torch.float64)
         return float(_window_sums(op["attrs"], one_image).sum())
-    weight = net.tensors()[f"{op['name']}.weight"]
-    return math.prod(op["shape"]) * math.prod(weight.shape[1:])
+    return math.prod(op["shape"]) * math.prod(weight_shape[1:])
 
 
 def _window_sums(attrs: dict, values: torch.Tensor) -> torch.Tensor:

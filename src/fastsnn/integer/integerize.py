@@ -20,7 +20,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from ..convert import SpikingNetwork
 from ..errors import ConversionError, OptionError
-from ..graph_checks import _Tracer
+from ..graph_checks import SHAPE_ONLY, _Tracer
 from ..models.yolo import check_input_size
 from ..neuron import IFNeuron, SpikingMaxPool
 from .builder import GraphBuilder
@@ -29,7 +29,6 @@ from .folding import Current, IntegerValue, Term, free_unit, integer_threshold
 from .network import IntegerNetwork
 from .reference import MAX_INT32
 
-SHAPE_ONLY = (nn.Dropout, nn.Identity)
 CHECKS = (check_input_size,)  # functions that check their input and return it unchanged
 
 
